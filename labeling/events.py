@@ -1,0 +1,31 @@
+"""Live events for the campaign dashboard. Sent only after the transaction commits (a rolled-back judgment
+must never show up on a screen), through the channel layer: Redis across processes in production, in memory
+on the embedded default."""
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def campaign_group(campaign_id: int) -> str:
+    return f"campaign.{campaign_id}"
+
+
+def _send(campaign_id: int, message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(campaign_group(campaign_id), message)
+    except Exception:  # a dashboard that misses an event must never fail a judgment
+        log.warning("could not send %s for campaign %s", message.get("event"), campaign_id, exc_info=True)
+
+
+def send_event_on_commit(*, campaign_id: int, type: str, payload: dict) -> None:
+    message = {"type": "campaign.event", "event": type, "payload": payload}
+    transaction.on_commit(lambda: _send(campaign_id, message))

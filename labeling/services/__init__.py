@@ -1,0 +1,1 @@
+"""Writes: typed, keyword-only service functions named ``<entity>_<action>``, each one transaction."""
