@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from .models import Assignment
+from .models import Assignment, ComparisonItem
 
 
 def assignment_slots_open_for_update(queryset: QuerySet[Assignment]) -> QuerySet[Assignment]:
@@ -18,3 +18,10 @@ def assignment_lock(assignment_id: int) -> QuerySet[Assignment]:
     """Lock one slot and wait for it: submit, skip and release must see the slot as it is, not a stale copy,
     and a retried submit must wait for the first one to finish."""
     return Assignment.objects.select_for_update(of=("self",)).filter(pk=assignment_id)
+
+
+def item_lock(item_id: int) -> QuerySet[ComparisonItem]:
+    """Lock an item while deciding whether it is complete. Without it, the last two slots of an item filled
+    at the same moment each see the other still open (READ COMMITTED) and nobody completes the item. Always
+    taken after the slot's lock, never before, so the two never deadlock."""
+    return ComparisonItem.objects.select_for_update(of=("self",)).filter(pk=item_id)

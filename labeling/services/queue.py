@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from ..errors import Conflict, NotFound, PermissionDenied
 from ..events import send_event_on_commit
-from ..locks import assignment_lock, assignment_slots_open_for_update
+from ..locks import assignment_lock, assignment_slots_open_for_update, item_lock
 from ..models import (
     Assignment,
     Campaign,
@@ -193,7 +193,9 @@ def judgment_record(*, user: AbstractBaseUser, assignment_id: int, data: Judgmen
 
 
 def _item_refresh_status(*, item_id: int) -> None:
-    """Complete an item once none of its slots is open, reopen it when one is."""
+    """Complete an item once none of its slots is open, reopen it when one is. Takes the item's lock
+    (``item_lock``), after the caller's slot lock."""
+    item_lock(item_id).values_list("pk").first()
     open_slots = Assignment.objects.filter(item_id=item_id).exclude(state=Assignment.State.DONE).exists()
     status = ComparisonItem.Status.OPEN if open_slots else ComparisonItem.Status.COMPLETE
     ComparisonItem.objects.filter(pk=item_id).exclude(status=ComparisonItem.Status.RETIRED).exclude(
