@@ -13,6 +13,18 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """The default hasher costs ~0.5 s per user, most of the suite's time otherwise. Session-wide and set
+    before the browser tests' server forks, so it checks passwords the same way."""
+    from django.test import override_settings
+
+    override = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+    override.enable()
+    yield
+    override.disable()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data folder beside the repository. Present in CI (so these tests never skip there); a

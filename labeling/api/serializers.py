@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from ..models import Assignment, Campaign, ComparisonItem, Judgment, Membership, Prompt, Role, Round
+from ..rendering import render_markdown
 
 
 # --- Output ---------------------------------------------------------------------------------------------
@@ -147,6 +148,13 @@ class SubmitIn(serializers.Serializer):
     time_spent_ms = serializers.IntegerField(required=False, allow_null=True, default=None)
 
 
+class QueueNextIn(serializers.Serializer):
+    exclude = serializers.ListField(
+        child=serializers.IntegerField(), required=False, default=list, max_length=10,
+        help_text="Slots the client already shows: pass them to prefetch the next item.",
+    )
+
+
 class SkipIn(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
 
@@ -164,15 +172,20 @@ class ItemFilterIn(serializers.Serializer):
 
 
 def assignment_payload(assignment: Assignment) -> dict:
-    """The annotator's view of a slot: the prompt and the responses in the order this slot shows them."""
+    """The annotator's view of a slot: the prompt and the responses in the order this slot shows them. Each
+    text comes with ``html``: its Markdown rendered and sanitized server-side (``labeling.rendering``), the
+    only markup a browser may insert."""
     item = assignment.item
     prompt = item.prompt
     texts = dict(item.responses.values_list("id", "text"))
+    messages = [
+        {**m, "html": render_markdown(m.get("content", ""))} if isinstance(m, dict) else m for m in prompt.messages
+    ]
     return {
         "id": assignment.pk,
         "item_id": item.pk,
         "kind": item.kind,
         "lease_expires_at": assignment.lease_expires_at,
-        "prompt": {"kind": prompt.kind, "text": prompt.text, "messages": prompt.messages},
-        "responses": [{"id": rid, "text": texts[rid]} for rid in assignment.shown_order],
+        "prompt": {"kind": prompt.kind, "text": prompt.text, "html": render_markdown(prompt.text), "messages": messages},
+        "responses": [{"id": rid, "text": texts[rid], "html": render_markdown(texts[rid])} for rid in assignment.shown_order],
     }

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.authtoken.views import obtain_auth_token
 
-from . import views
+from . import transfer, views
 
 app_name = "api"
 urlpatterns = [
@@ -11,12 +11,12 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/stats/", views.CampaignStatsView.as_view(), name="campaign-stats"),
     path("campaigns/<int:campaign_id>/progress/", views.ProgressView.as_view(), name="campaign-progress"),
     path("campaigns/<int:campaign_id>/members/", views.MemberListView.as_view(), name="members"),
+    path("campaigns/<int:campaign_id>/members/<int:user_id>/pause/", views.MemberPauseView.as_view(), name="member-pause"),
     path(
         "campaigns/<int:campaign_id>/members/<int:user_id>/<str:role>/",
         views.MemberDetailView.as_view(),
         name="member",
     ),
-    path("campaigns/<int:campaign_id>/members/<int:user_id>/pause/", views.MemberPauseView.as_view(), name="member-pause"),
     path("campaigns/<int:campaign_id>/rounds/", views.RoundListView.as_view(), name="rounds"),
     path("campaigns/<int:campaign_id>/rounds/<int:round_id>/close/", views.RoundCloseView.as_view(), name="round-close"),
     path("campaigns/<int:campaign_id>/prompts/", views.PromptListView.as_view(), name="prompts"),
@@ -29,4 +29,6 @@ urlpatterns = [
     path("assignments/<int:assignment_id>/skip/", views.SkipView.as_view(), name="skip"),
     path("assignments/<int:assignment_id>/release/", views.ReleaseView.as_view(), name="release"),
     path("judgments/<int:judgment_id>/undo/", views.UndoView.as_view(), name="undo"),
+    path("campaigns/<int:campaign_id>/imports/", transfer.ImportView.as_view(), name="imports"),
+    path("campaigns/<int:campaign_id>/export/", transfer.ExportView.as_view(), name="export"),
 ]

@@ -171,12 +171,15 @@ class ItemDetailView(APIView):
 
 
 class QueueNextView(APIView):
-    """Lease the next item. ``assignment`` is null when nothing is left for the caller."""
+    """Lease the next item. ``assignment`` is null when nothing is left for the caller. With ``exclude``
+    (the slots already on screen) it prefetches a second item."""
 
-    @extend_schema(request=None, responses={200: OpenApiResponse(description="{assignment: Assignment | null}")})
+    @extend_schema(request=s.QueueNextIn, responses={200: OpenApiResponse(description="{assignment: Assignment | null}")})
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign = _campaign(request, campaign_id, [Role.ANNOTATOR])
-        slot = queue.assignment_next(user=request.user, campaign=campaign)
+        data = s.QueueNextIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        slot = queue.assignment_next(user=request.user, campaign=campaign, exclude=set(data.validated_data["exclude"]))
         return Response({"assignment": s.assignment_payload(slot) if slot else None})
 
 

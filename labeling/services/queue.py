@@ -66,20 +66,26 @@ def _lease(assignment: Assignment, *, user: AbstractBaseUser, campaign: Campaign
     return assignment
 
 
+# With ``exclude``, an annotator may hold this many leases at once: the item on screen, the one prefetched
+# behind it, and one whose judgment is still on its way.
+MAX_LEASES = 3
+
+
 @transaction.atomic
-def _assignment_next_once(*, user: AbstractBaseUser, campaign: Campaign) -> Assignment | None:
+def _assignment_next_once(*, user: AbstractBaseUser, campaign: Campaign, exclude: frozenset[int]) -> Assignment | None:
     now = timezone.now()
-    # 1. A slot this annotator already holds (a reload, a second tab, an expired lease nobody took): renew it,
-    #    keeping the order it was shown in.
-    own = (
-        Assignment.objects.filter(campaign=campaign, annotator=user, state=Assignment.State.LEASED, round__status=Round.Status.OPEN)
-        .order_by("id")
-        .first()
+    # 1. A slot this annotator already holds (a reload, a second tab, an expired lease nobody took) and is not
+    #    showing already: renew it, keeping the order it was shown in.
+    held = Assignment.objects.filter(
+        campaign=campaign, annotator=user, state=Assignment.State.LEASED, round__status=Round.Status.OPEN
     )
+    own = held.exclude(pk__in=exclude).order_by("id").first()
     if own is not None:
         own.lease_expires_at = now + timedelta(seconds=campaign.lease_seconds)
         own.save(update_fields=["lease_expires_at"])
         return own
+    if exclude and held.count() >= MAX_LEASES:
+        return None
     # 2. A free slot, or one whose lease ran out, of an item this annotator has neither held nor skipped.
     candidates = (
         Assignment.objects.filter(campaign=campaign, round__status=Round.Status.OPEN)
@@ -94,8 +100,13 @@ def _assignment_next_once(*, user: AbstractBaseUser, campaign: Campaign) -> Assi
     return _lease(slot, user=user, campaign=campaign, now=now)
 
 
-def assignment_next(*, user: AbstractBaseUser, campaign: Campaign) -> Assignment | None:
+def assignment_next(
+    *, user: AbstractBaseUser, campaign: Campaign, exclude: frozenset[int] | set[int] = frozenset()
+) -> Assignment | None:
     """Lease the annotator's next slot, or None when nothing is left for them.
+
+    ``exclude`` names slots the client already shows: with it, the call prefetches a second item (up to
+    ``MAX_LEASES`` leases at once), so a submit can show the next item without waiting.
 
     Takes a row lock (``assignment_slots_open_for_update``). Two concurrent calls by the same annotator can
     pick two slots of one item; the unique (item, annotator) constraint refuses the second, which then
@@ -103,7 +114,7 @@ def assignment_next(*, user: AbstractBaseUser, campaign: Campaign) -> Assignment
     _require_annotator(user=user, campaign=campaign)
     for _attempt in range(3):
         try:
-            slot = _assignment_next_once(user=user, campaign=campaign)
+            slot = _assignment_next_once(user=user, campaign=campaign, exclude=frozenset(exclude))
         except IntegrityError:
             continue
         if slot is not None:

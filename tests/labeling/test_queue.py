@@ -231,3 +231,23 @@ def test_next_is_a_handful_of_queries(django_assert_max_num_queries):
         slot = assignment_next(user=annotator, campaign=campaign)
     with django_assert_max_num_queries(12):
         judgment_record(user=annotator, assignment_id=slot.pk, data=_win(slot))
+
+
+def test_exclude_prefetches_more_items_up_to_the_lease_cap():
+    campaign = CampaignFactory()
+    for _ in range(5):
+        ItemFactory(campaign=campaign)
+    annotator = member(campaign)
+    current = assignment_next(user=annotator, campaign=campaign)
+    prefetched = assignment_next(user=annotator, campaign=campaign, exclude={current.pk})
+    assert prefetched.pk != current.pk and prefetched.item_id != current.item_id
+    third = assignment_next(user=annotator, campaign=campaign, exclude={current.pk, prefetched.pk})
+    assert third.item_id not in (current.item_id, prefetched.item_id)
+    assert assignment_next(user=annotator, campaign=campaign, exclude={current.pk, prefetched.pk, third.pk}) is None
+    assignment_release(user=annotator, assignment_id=third.pk)
+    # Without exclude (a reload), the annotator gets back what they hold, oldest first.
+    assert assignment_next(user=annotator, campaign=campaign).pk == current.pk
+    judgment_record(user=annotator, assignment_id=current.pk, data=_win(current))
+    assert assignment_next(user=annotator, campaign=campaign, exclude={prefetched.pk}).item_id not in (
+        current.item_id, prefetched.item_id
+    )

@@ -1,0 +1,123 @@
+"""``trl-preference``: judgments as TRL preference records, one JSON object per line.
+
+Pairs. A pairwise judgment with a winner gives one record, ``chosen`` the winner. A ranking judgment (tie groups
+of responses, best first) is expanded into every pair across groups: each response of a better group against
+each response of every worse group, best group first, in the ranking's order; two responses in one tie group
+make a tie pair. A pairwise tie is one tie pair; a both-bad judgment makes each pair of its responses a
+both-bad pair. Each judgment counts on its own, so an item judged by k annotators gives up to k records.
+
+Options:
+- ``style=standard`` (default): ``prompt``, ``chosen``, ``rejected`` are strings. A text prompt is written as
+  it is; a chat prompt is rendered with ``CHAT_TEMPLATE``: each message as ``"\\n\\n<Role>: <content>"`` (user
+  -> Human, assistant -> Assistant, system -> System, tool -> Tool), then ``"\\n\\nAssistant:"``, the shape
+  HH-RLHF uses. Responses are written verbatim.
+- ``style=conversational``: ``prompt`` is a list of ``{"role", "content"}`` messages and ``chosen`` /
+  ``rejected`` are ``[{"role": "assistant", "content": ...}]``. A chat prompt is written as stored. A text
+  prompt that is an HH transcript (starts with ``"\\n\\nHuman: "``, ends with ``"\\n\\nAssistant:"``) is split
+  back into its turns (the one space after each ``Human:`` / ``Assistant:`` dropped, and the one leading space
+  of each response, which belongs to that marker); any other text prompt is one user message.
+- ``ties`` / ``both_bad`` = ``drop`` (default) | ``keep``. When either is kept, every record carries
+  ``"label"``: ``"preference"``, ``"tie"`` or ``"both_bad"``, so a tie can never pass for a preference; in a
+  tie or both-bad record ``chosen`` / ``rejected`` are just the two responses in the item's order.
+- ``margin`` = ``none`` (default) | ``strength``: adds TRL's reward-model ``margin`` to every record:
+  ``MARGIN_BY_STRENGTH`` for a winner's strength 1 / 2 / 3 (slight / clear / strong preference), 0.0 where
+  there is no strength (none given, ranking pairs, ties, both-bad)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import combinations
+
+from ..models import Judgment, Prompt, Response
+from .base import Exporter, Options, choice, register
+
+MARGIN_BY_STRENGTH = {1: 1.0, 2: 2.0, 3: 3.0}
+ROLE_NAMES = {"user": "Human", "assistant": "Assistant", "system": "System", "tool": "Tool"}
+CHAT_TEMPLATE = "\n\n{role}: {content}"
+HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+
+
+@dataclass(frozen=True)
+class TrlOptions(Options):
+    style: str = choice("standard", "conversational", help="strings, or chat message lists")
+    ties: str = choice("drop", "keep", help="keep tie pairs (marked label=tie)")
+    both_bad: str = choice("drop", "keep", help="keep both-bad pairs (marked label=both_bad)")
+    margin: str = choice("none", "strength", help="add a numeric margin from the strength of preference")
+
+
+def pairs(judgment: Judgment, responses: list[Response]) -> Iterator[tuple[Response, Response, str]]:
+    """(better, worse, label) for each pair the judgment orders; label is preference, tie or both_bad."""
+    if judgment.both_bad:
+        for a, b in combinations(responses, 2):
+            yield a, b, "both_bad"
+        return
+    by_id = {r.pk: r for r in responses}
+    groups = [[by_id[i] for i in group if i in by_id] for group in judgment.ranking]
+    for at, group in enumerate(groups):
+        for a, b in combinations(group, 2):
+            yield a, b, "tie"
+        for worse_group in groups[at + 1 :]:
+            for a in group:
+                for b in worse_group:
+                    yield a, b, "preference"
+
+
+def render_chat(messages: list[dict]) -> str:
+    turns = "".join(
+        CHAT_TEMPLATE.format(role=ROLE_NAMES.get(m["role"], m["role"].title()), content=m["content"]) for m in messages
+    )
+    return turns + "\n\nAssistant:"
+
+
+def hh_turns(text: str) -> list[dict] | None:
+    """An HH transcript prompt as chat messages, or None if the text is not one."""
+    if not (text.startswith("\n\nHuman: ") and text.endswith("\n\nAssistant:")):
+        return None
+    parts = HH_TURN.split(text)  # ["", "Human", " hi", "Assistant", " hello", ..., "Assistant", ""]
+    out = []
+    for role, content in zip(parts[1:-2:2], parts[2:-2:2], strict=True):
+        content = content.removeprefix(" ")
+        if not content.strip():
+            return None
+        out.append({"role": "user" if role == "Human" else "assistant", "content": content})
+    return out or None
+
+
+@register
+class TrlPreference(Exporter):
+    name = "trl-preference"
+    options_class = TrlOptions
+    help = "TRL preference pairs (DPO, reward modelling): prompt, chosen, rejected"
+
+    def _prompt_and_answer(self, prompt: Prompt):
+        """The prompt in the chosen style and how to write a response beside it."""
+        if self.options.style == "standard":
+            text = render_chat(prompt.messages) if prompt.kind == Prompt.Kind.CHAT else prompt.text
+            return text, lambda r: r.text
+        if prompt.kind == Prompt.Kind.CHAT:
+            messages, strip = prompt.messages, False
+        else:
+            messages = hh_turns(prompt.text)
+            strip = messages is not None
+            messages = messages or [{"role": "user", "content": prompt.text}]
+        return messages, lambda r: [{"role": "assistant", "content": r.text.removeprefix(" ") if strip else r.text}]
+
+    def records(self, judgments: Iterable[Judgment]) -> Iterator[dict]:
+        keep = {"preference": True, "tie": self.options.ties == "keep", "both_bad": self.options.both_bad == "keep"}
+        marked = self.options.ties == "keep" or self.options.both_bad == "keep"
+        for judgment in judgments:
+            responses = [link.response for link in judgment.item.item_responses.all()]
+            prompt = answer = None
+            for better, worse, label in pairs(judgment, responses):
+                if not keep[label]:
+                    continue
+                if prompt is None:
+                    prompt, answer = self._prompt_and_answer(judgment.item.prompt)
+                record = {"prompt": prompt, "chosen": answer(better), "rejected": answer(worse)}
+                if self.options.margin == "strength":
+                    strength = judgment.strength if label == "preference" else None
+                    record["margin"] = MARGIN_BY_STRENGTH.get(strength, 0.0)
+                if marked:
+                    record["label"] = label
+                yield record

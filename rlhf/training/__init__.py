@@ -1,0 +1,24 @@
+"""Training jobs for Loopwise: reward modelling, DPO, sampling, GRPO, RLOO and PPO on LoRA adapters.
+
+Plain Python (torch / transformers / trl / peft); nothing here imports Django or the apps. The web side writes a
+spec (``specs.py``) and runs ``python -m rlhf.training spec.json`` or :func:`run_job`. Importing this package
+does not import torch: ``specs`` stays cheap for the web process.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from .specs import JobSpec, load_spec, save_spec, spec_from_dict
+
+JOB_MODULES = {"reward": "reward", "dpo": "dpo", "generate": "generate", "grpo": "grpo", "rloo": "rloo", "ppo": "ppo"}
+
+
+def run_job(spec: JobSpec, progress: Callable[[dict], None] | None = None) -> dict:
+    """Run the job named by ``spec.kind`` and return its metrics (also written to ``output_dir/metrics.json``)."""
+    module = importlib.import_module(f"{__name__}.{JOB_MODULES[spec.kind]}")
+    return module.run(spec, progress=progress)
+
+
+__all__ = ["JobSpec", "load_spec", "run_job", "save_spec", "spec_from_dict"]
