@@ -66,6 +66,7 @@ class CreateReport:
     items_created: int = 0
     judgments_created: int = 0
     duplicates: list[dict] = field(default_factory=list)
+    _prompts_seen: set[str] = field(default_factory=set, repr=False)  # counted once per call, not per chunk
 
     def as_dict(self) -> dict:
         return {
@@ -104,7 +105,8 @@ def _prompts_for(campaign: Campaign, specs: list[PromptSpec], report: CreateRepo
     """Existing prompts by hash, creating the missing ones."""
     hashes = {prompt_hash(s): s for s in specs}
     found = {p.content_hash: p for p in Prompt.objects.filter(campaign=campaign, content_hash__in=list(hashes))}
-    report.prompts_reused += sum(1 for h in hashes if h in found)
+    report.prompts_reused += sum(1 for h in hashes if h in found and h not in report._prompts_seen)
+    report._prompts_seen.update(hashes)
     new = [
         Prompt(
             campaign=campaign,
@@ -112,7 +114,7 @@ def _prompts_for(campaign: Campaign, specs: list[PromptSpec], report: CreateRepo
             text=s.text,
             messages=s.messages,
             metadata=s.metadata,
-            external_id=s.external_id[:200],
+            external_id=s.external_id,
             split=s.split,
             content_hash=h,
         )
@@ -130,15 +132,48 @@ def prompts_create(*, campaign: Campaign, specs: Iterable[PromptSpec]) -> Create
     """Add prompts (no responses yet: a policy will generate them). Prompts already there are reused."""
     report = CreateReport()
     for chunk in _chunks(specs, BATCH):
+        for spec in chunk:
+            _check_prompt(spec, "")
         _prompts_for(campaign, chunk, report)
     return report
 
 
+def _storable(text: str, *, where: str, field: str) -> None:
+    """PostgreSQL refuses NUL characters and unpaired surrogates can't be encoded: say so up front instead of
+    failing at the insert (model output can contain either)."""
+    if "\x00" in text:
+        raise ValidationError(f"{where}{field} contains a NUL character", field=field)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{where}{field} contains an unpaired surrogate (invalid Unicode)", field=field) from None
+
+
+def _check_length(value: str, limit: int, *, where: str, field: str) -> None:
+    if len(value) > limit:
+        raise ValidationError(f"{where}{field} is longer than {limit} characters", field=field)
+
+
+def _check_prompt(spec: PromptSpec, where: str) -> None:
+    _check_length(spec.external_id, 200, where=where, field="external_id")
+    _storable(spec.text, where=where, field="prompt")
+    for message in spec.messages:
+        _storable(str(message.get("content", "")), where=where, field="prompt.messages")
+
+
 def _check_spec(spec: ItemSpec) -> None:
     where = f"line {spec.line}: " if spec.line else ""
+    _check_prompt(spec.prompt, where)
     if len(spec.responses) < 2:
         raise ValidationError(f"{where}an item needs at least 2 responses (got {len(spec.responses)})", field="responses")
+    texts = [r.text for r in spec.responses]
+    if len(set(texts)) != len(texts):
+        raise ValidationError(f"{where}two responses have the same text: nothing to compare", field="responses")
+    for r in spec.responses:
+        _storable(r.text, where=where, field="responses")
+        _check_length(r.model_name, 300, where=where, field="model_name")
     if spec.label is not None:
+        _check_length(spec.label.source_name, 200, where=where, field="label.source_name")
         flat = sorted(i for g in spec.label.ranking for i in g)
         if flat != list(range(len(spec.responses))):
             raise ValidationError(f"{where}the label must rank each response exactly once", field="label")
@@ -180,7 +215,7 @@ def _create_batch(*, campaign: Campaign, round: Round, batch: list, create_slots
             prompt=prompt,
             round=round,
             text=r.text,
-            model_name=r.model_name[:300],
+            model_name=r.model_name,
             generation_params=r.generation_params,
             metadata=r.metadata,
             content_hash=response_hash(r.text),
@@ -230,7 +265,7 @@ def _imported_judgment(campaign, round, item, responses: list[Response], label: 
         round=round,
         item=item,
         source=Judgment.Source.IMPORTED,
-        source_name=label.source_name[:200],
+        source_name=label.source_name,
         kind=Judgment.Kind.PAIRWISE if pairwise else Judgment.Kind.RANKING,
         winner=winner,
         tie=len(label.ranking) == 1 and not label.both_bad,
