@@ -184,6 +184,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`; name each choice set so the schema's enums are stable and distinct.
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignStatusEnum": "labeling.models.core.Campaign.Status",
+        "RoundStatusEnum": "labeling.models.core.Round.Status",
+        "ItemStatusEnum": "labeling.models.core.ComparisonItem.Status",
+    },
 }
 
 # --- Security -------------------------------------------------------------------------------------------
@@ -216,6 +222,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = STORAGE_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
