@@ -134,13 +134,15 @@ if REDIS_URL:
     }
 else:
     _broker_dir = STORAGE_DIR / "broker"
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "data_folder_processed": str(_broker_dir / "processed"),
+        # kombu's default is ./control, relative to wherever the worker was started.
+        "control_folder": str(_broker_dir / "control"),
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -189,6 +191,14 @@ SPECTACULAR_SETTINGS = {
         "CampaignStatusEnum": "labeling.models.core.Campaign.Status",
         "RoundStatusEnum": "labeling.models.core.Round.Status",
         "ItemStatusEnum": "labeling.models.core.ComparisonItem.Status",
+        "PromptKindEnum": "labeling.models.core.Prompt.Kind",
+        "ItemKindEnum": "labeling.models.core.ComparisonItem.Kind",
+        "JudgmentKindEnum": "labeling.models.core.Judgment.Kind",
+        "ExportJobStatusEnum": "labeling.models.governance.ExportJob.Status",
+        "QualityFlagKindEnum": "labeling.models.quality.QualityFlag.Kind",
+        "BaseModelKindEnum": "rlhf.models.BaseModel.Kind",
+        "TrainingRunKindEnum": "rlhf.models.TrainingRun.Kind",
+        "TrainingRunStatusEnum": "rlhf.models.TrainingRun.Status",
     },
 }
 

@@ -7,6 +7,8 @@ from django import forms
 from labeling.errors import LoopwiseError
 from labeling.models import Campaign, Judgment, Role
 
+from .selectors import AGREEMENT_LEVELS
+
 
 class CampaignForm(forms.Form):
     name = forms.CharField(max_length=200)
@@ -50,6 +52,7 @@ class JudgmentFilterForm(forms.Form):
     round = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     annotator = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     kind = forms.ChoiceField(choices=[("", "Any kind"), *Judgment.Kind.choices], required=False)
+    agreement = forms.ChoiceField(choices=[("", "Any agreement"), *AGREEMENT_LEVELS], required=False)
 
     def __init__(self, *args, rounds=(), annotators=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -3,16 +3,22 @@ dashboard's numbers, the researcher pages' lists. Read-only, a few aggregate que
 row. Callers have already checked roles with ``labeling.selectors.campaign_get_for_roles``."""
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Avg, Count, Max, Q, QuerySet
 from django.db.models.functions import Trunc
+from django.http import QueryDict
 from django.utils import timezone
 
+from labeling.exporters import EXPORTERS
+from labeling.importers import FORMATS
 from labeling.models import Assignment, Campaign, ComparisonItem, Judgment, Membership, Role
 from labeling.selectors import campaign_list, campaign_stats
+from labeling.selectors_governance import export_job_list
+from labeling.selectors_quality import item_consensus
 
 # The timeline's bucket: fine enough to show a live session, coarse enough to stay under ~200 points.
 _BUCKETS = [(timedelta(hours=3), "minute"), (timedelta(days=7), "hour")]
@@ -113,3 +119,78 @@ def judgment_annotators(*, campaign: Campaign) -> QuerySet:
 
 def item_judgments(*, item: ComparisonItem) -> QuerySet[Judgment]:
     return Judgment.objects.filter(item=item).select_related("annotator", "round").order_by("id")
+
+
+# --- import and export pages: what the registries offer, so the forms always match the API -----------------
+
+
+def import_formats() -> list[dict]:
+    """The importer names the imports API accepts (besides ``auto``), with what each reads and produces."""
+    return [
+        {"name": name, "help": cls.help, "produces": cls.produces, "container": cls.container}
+        for name, cls in sorted(FORMATS.items(), key=lambda kv: (kv[1].produces, kv[0]))
+    ]
+
+
+def export_formats() -> list[dict]:
+    """The export API's formats, each with its options: name, label, help and allowed values (default first)."""
+    formats = []
+    for name, cls in sorted(EXPORTERS.items()):
+        options = [
+            {"name": f.name, "label": f.name.replace("_", " ").capitalize(), "help": f.metadata.get("help", ""),
+             "choices": list(f.metadata["choices"])}
+            for f in fields(cls.options_class)
+        ]
+        formats.append({"name": name, "help": cls.help, "extension": cls.extension, "options": options})
+    return formats
+
+
+def export_jobs(*, campaign: Campaign, limit: int = 50) -> list:
+    """The campaign's latest snapshot exports (made through the API or CLI), newest first."""
+    return list(export_job_list(campaign=campaign).order_by("-created_at")[:limit])
+
+
+def export_query(given: QueryDict) -> QueryDict:
+    """The export API's query from the export form's: the format, its own options, and the round if any.
+    Values are passed on as given, so the API's own checks name a bad one."""
+    name = given.get("format") or "trl-preference"
+    cls = EXPORTERS.get(name)
+    allowed = set(cls.option_choices()) if cls else set()
+    query = QueryDict(mutable=True)
+    query["format"] = name
+    for key in sorted(allowed):
+        if given.get(key):
+            query[key] = given[key]
+    if given.get("round"):
+        query["round"] = given["round"]
+    return query
+
+
+# --- judgments browser: agreement between an item's annotators ----------------------------------------------
+
+AGREEMENT_LEVELS = [("agree", "Annotators agree"), ("disagree", "Annotators disagree"), ("single", "One judgment so far")]
+
+
+def item_agreement(*, campaign: Campaign, round_id: int | None = None) -> dict[int, dict]:
+    """item id -> {"level", "share", "votes"} by majority vote over annotators' judgments (the quality
+    selectors' consensus; majority, not Dawid-Skene, so the number is one a reader can check by eye).
+    ``level``: agree (2+ votes and the majority's share reaches the campaign's review threshold), disagree
+    (2+ votes, below it or no majority), single (one vote)."""
+    consensus = item_consensus(campaign=campaign, method="majority", round_ids=[round_id] if round_id else None)
+    levels = {}
+    for item_id, c in consensus.items():
+        if c.votes < 2:
+            level = "single"
+        elif c.label is not None and c.confidence >= campaign.review_threshold:
+            level = "agree"
+        else:
+            level = "disagree"
+        levels[item_id] = {"level": level, "share": c.confidence, "votes": c.votes}
+    return levels
+
+
+def judgments_by_agreement(qs: QuerySet[Judgment], *, agreement: dict[int, dict], level: str) -> QuerySet[Judgment]:
+    """``qs`` narrowed to judgments of items at ``level`` (items nobody has judged twice count as single)."""
+    if level == "single":
+        return qs.exclude(item_id__in=[i for i, a in agreement.items() if a["level"] != "single"])
+    return qs.filter(item_id__in=[i for i, a in agreement.items() if a["level"] == level])

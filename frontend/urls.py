@@ -24,5 +24,6 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/items/<int:item_id>/", views.item_detail, name="item"),
     path("campaigns/<int:campaign_id>/import/", views.imports, name="imports"),
     path("campaigns/<int:campaign_id>/export/", views.export, name="export"),
+    path("campaigns/<int:campaign_id>/bias/", views.bias, name="bias"),
     path("preview/markdown/", views.markdown_preview, name="markdown-preview"),
 ]

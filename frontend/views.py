@@ -204,7 +204,12 @@ def judgments(request, campaign):
         annotator_id=filters.get("annotator"),
         kind=filters.get("kind") or None,
     ).order_by("-id")
+    agreement = fsel.item_agreement(campaign=campaign, round_id=filters.get("round"))
+    if filters.get("agreement"):
+        qs = fsel.judgments_by_agreement(qs, agreement=agreement, level=filters["agreement"])
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    for judgment in page:
+        judgment.agreement = agreement.get(judgment.item_id)
     query = request.GET.copy()
     query.pop("page", None)
     return _render(request, "judgments.html", campaign, form=form, page=page, query=query.urlencode())
@@ -230,14 +235,26 @@ def item_detail(request, campaign, item_id: int):
 @require_GET
 @campaign_page(ADMIN)
 def imports(request, campaign):
-    page = {"url": f"/api/v1/campaigns/{campaign.pk}/imports/", "csrf": get_token(request)}
-    return _render(request, "imports.html", campaign, page=page)
+    page = {"url": reverse("api:imports", args=[campaign.pk]), "csrf": get_token(request), "campaign": campaign.pk}
+    rounds = list(lsel.round_list(campaign=campaign))
+    return _render(request, "imports.html", campaign, page=page, formats=fsel.import_formats(), rounds=rounds)
 
 
 @require_GET
 @campaign_page(READERS)
 def export(request, campaign):
-    return _render(request, "export.html", campaign, export_url=f"/api/v1/campaigns/{campaign.pk}/export/")
+    """The export form. Submitted (``?download=1``), it redirects to the export API with only the parameters
+    that API takes, the chosen format's options and a round if one was picked (a GET form would send ``round=``
+    empty, which the API rightly refuses); the API answers with the file as an attachment."""
+    if request.GET.get("download"):
+        query = fsel.export_query(request.GET)
+        return redirect(f"{reverse('api:export', args=[campaign.pk])}?{query.urlencode()}")
+    return _render(
+        request, "export.html", campaign,
+        exporters=fsel.export_formats(),
+        rounds=list(lsel.round_list(campaign=campaign)),
+        jobs=fsel.export_jobs(campaign=campaign),
+    )
 
 
 @login_required
@@ -248,3 +265,12 @@ def markdown_preview(request):
     if not form.is_valid():
         return JsonResponse({"error": "invalid", "detail": "text is too long"}, status=400)
     return JsonResponse({"html": render_markdown(form.cleaned_data["text"])})
+
+
+@require_GET
+@campaign_page(READERS)
+def bias(request, campaign):
+    """The representativeness and bias report of the campaign's judgments (``labeling.selectors_governance``)."""
+    from labeling.selectors_governance import campaign_bias
+
+    return _render(request, "bias.html", campaign, report=campaign_bias(campaign=campaign))

@@ -32,6 +32,7 @@ from .. import selectors
 from ..errors import TooLarge, ValidationError
 from ..exporters import EXPORTERS, exporter_get
 from ..importers import FORMATS, import_file
+from ..services.audit import audit_record
 from .views import ADMIN, READERS, _campaign
 
 # Room for the multipart envelope and the small form fields around the file.
@@ -95,6 +96,7 @@ class ImportView(APIView):
             label_source=given["label_source"] or None,
             skip_unsplittable=given["skip_unsplittable"],
             round=round,
+            imported_by=request.user,
         )
         return Response(report.as_dict(), status=status.HTTP_200_OK if given["dry_run"] else status.HTTP_201_CREATED)
 
@@ -149,6 +151,8 @@ class ExportView(APIView):
                 raise ValidationError(f"round must be a round id (got {value!r})", field="round")
             round = selectors.round_get(campaign=campaign, round_id=int(value))
         exporter = exporter_get(name, options)
+        audit_record(action="data.exported", actor=request.user, campaign_id=campaign.pk, object_type="download",
+                     object_id=name, details={"format": name, "options": options, "round": round.pk if round else None})
         judgments = selectors.judgments_for_export(campaign=campaign, round_ids=[round.pk] if round else None)
         response = StreamingHttpResponse(_served(request, exporter.stream(judgments)), content_type=exporter.content_type)
         stem = "-".join(filter(None, [slugify(campaign.name) or "campaign", str(campaign.pk),

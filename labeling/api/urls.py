@@ -32,3 +32,41 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/imports/", transfer.ImportView.as_view(), name="imports"),
     path("campaigns/<int:campaign_id>/export/", transfer.ExportView.as_view(), name="export"),
 ]
+
+from . import governance  # noqa: E402  (data governance: snapshots, exports, bias, PII policy, deletion, audit)
+
+urlpatterns += [
+    path("campaigns/<int:campaign_id>/snapshots/", governance.SnapshotListView.as_view(), name="snapshots"),
+    path("campaigns/<int:campaign_id>/snapshots/<int:snapshot_id>/", governance.SnapshotDetailView.as_view(),
+         name="snapshot"),
+    path("campaigns/<int:campaign_id>/snapshots/<int:snapshot_id>/download/",
+         governance.SnapshotDownloadView.as_view(), name="snapshot-download"),
+    path("campaigns/<int:campaign_id>/exports/", governance.ExportListView.as_view(), name="exports"),
+    path("campaigns/<int:campaign_id>/exports/<int:job_id>/", governance.ExportDetailView.as_view(), name="export-job"),
+    path("campaigns/<int:campaign_id>/exports/<int:job_id>/download/", governance.ExportDownloadView.as_view(),
+         name="export-download"),
+    path("campaigns/<int:campaign_id>/bias/", governance.BiasView.as_view(), name="bias"),
+    path("campaigns/<int:campaign_id>/pii-policy/", governance.PiiPolicyView.as_view(), name="pii-policy"),
+    path("campaigns/<int:campaign_id>/deletions/", governance.DeletionView.as_view(), name="deletions"),
+    path("audit/", governance.AuditListView.as_view(), name="audit"),
+]
+
+# Quality control (labeling.api.quality).
+from . import quality as q  # noqa: E402
+
+_C = "campaigns/<int:campaign_id>/"
+urlpatterns += [
+    path(_C + "quality/agreement/", q.AgreementView.as_view(), name="quality-agreement"),
+    path(_C + "quality/annotators/", q.AnnotatorQualityView.as_view(), name="quality-annotators"),
+    path(_C + "quality/gold-accuracy/", q.GoldAccuracyView.as_view(), name="quality-gold-accuracy"),
+    path(_C + "quality/settings/", q.QualitySettingsView.as_view(), name="quality-settings"),
+    path(_C + "quality/consensus/", q.ConsensusView.as_view(), name="quality-consensus"),
+    path(_C + "quality/flags/", q.FlagListView.as_view(), name="quality-flags"),
+    path(_C + "quality/flags/<int:flag_id>/resolve/", q.FlagResolveView.as_view(), name="quality-flag-resolve"),
+    path(_C + "gold/", q.GoldListView.as_view(), name="gold"),
+    path(_C + "gold/from-labels/", q.GoldFromLabelsView.as_view(), name="gold-from-labels"),
+    path(_C + "gold/<int:item_id>/", q.GoldDetailView.as_view(), name="gold-item"),
+    path(_C + "review/", q.ReviewQueueView.as_view(), name="review"),
+    path(_C + "review/<int:item_id>/", q.AdjudicateView.as_view(), name="adjudicate"),
+    path(_C + "leaderboard/", q.LeaderboardView.as_view(), name="leaderboard"),
+]

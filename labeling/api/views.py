@@ -90,7 +90,8 @@ class MemberListView(APIView):
         data = s.MembershipIn(data=request.data)
         data.is_valid(raise_exception=True)
         membership = campaign_services.membership_add(
-            campaign=campaign, user=data.validated_data["username"], role=data.validated_data["role"]
+            campaign=campaign, user=data.validated_data["username"], role=data.validated_data["role"],
+            changed_by=request.user,
         )
         return Response(s.MembershipOut(membership).data, status=status.HTTP_201_CREATED)
 
@@ -106,7 +107,8 @@ class MemberDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, campaign_id: int, user_id: int, role: str) -> Response:
         campaign = _campaign(request, campaign_id, ADMIN)
-        campaign_services.membership_remove(campaign=campaign, user=_member_user(user_id), role=role)
+        campaign_services.membership_remove(campaign=campaign, user=_member_user(user_id), role=role,
+                                            changed_by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -14,10 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from ..errors import Conflict, TooLarge, ValidationError
 from ..models import Campaign, ComparisonItem, Prompt, Round
+from ..pii.campaign import pii_prepare_import
+from ..services.audit import audit_record
 from ..services.campaigns import round_current
 from ..services.items import (
     CreateReport,
@@ -271,6 +274,7 @@ def import_file(
     round: Round | None = None,
     skip_unsplittable: bool = False,
     progress: Callable[[int], None] | None = None,
+    imported_by: AbstractBaseUser | None = None,
 ) -> ImportReport:
     """Import ``path`` into ``campaign`` (items go to ``round``, by default the current one, opened if none
     is). ``fmt`` is a registered format's name or ``"auto"``. Raises TooLarge over LOOPWISE_MAX_IMPORT_BYTES,
@@ -281,6 +285,9 @@ def import_file(
             f"the file is {size} bytes; the limit is {settings.LOOPWISE_MAX_IMPORT_BYTES} (LOOPWISE_MAX_IMPORT_BYTES)",
             field="file",
         )
+    prepared = pii_prepare_import(campaign=campaign, path=path)  # the campaign's PII policy, or None
+    if prepared is not None:
+        path = prepared.path  # a redacted copy, deleted when ``prepared`` goes
     cls, notes = _resolve(fmt, path)
     if cls.produces == "items":
         _check_target(campaign, round)
@@ -298,6 +305,8 @@ def import_file(
     report.notes = notes + [f"{message} ({n} records)" for message, n in ctx.notes.items()]
     if report.skipped_count:
         report.notes.append(f"{report.skipped_count} unsplittable record(s) skipped, as asked")
+    if prepared is not None:
+        report.notes.append(prepared.summary())
     if cls.produces == "items" and report.judgments_created:
         report.notes.append(f"known preferences stored as imported judgments by {source!r}")
     if not dry_run:
@@ -311,6 +320,10 @@ def import_file(
             report.duplicates_count = len(created.duplicates)
             report.duplicates = [{"line": d["line"], "reason": d["reason"]} for d in created.duplicates[:MAX_LISTED]]
             report.notes.append("another import added some of these items while this one ran")
+        audit_record(action="data.imported", actor=imported_by, campaign_id=campaign.pk, object_type="file",
+                     object_id=cls.name, counts={"records": report.records, "prompts": report.prompts_created,
+                                                 "items": report.items_created, "judgments": report.judgments_created},
+                     details={"format": cls.name, "pii": prepared.report.as_dict()["counts"] if prepared else {}})
     return report
 
 

@@ -13,3 +13,5 @@ from .core import (  # noqa: F401
     Role,
     Round,
 )
+from .governance import AuditEvent, ExportJob, PiiPolicy, Snapshot, SnapshotMember  # noqa: F401
+from .quality import GoldResult, QualityFlag  # noqa: F401

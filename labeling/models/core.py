@@ -42,6 +42,25 @@ class Campaign(models.Model):
     rationale = models.CharField(max_length=10, choices=Rationale.choices, default=Rationale.OPTIONAL)
     lease_seconds = models.PositiveIntegerField(default=600)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # Quality control (labeling.services.quality): gold mixing, low-effort checks, dynamic overlap, review.
+    gold_rate = models.FloatField(default=0.0, help_text="Share of queue requests served a gold item (0-0.5).")
+    gold_min_accuracy = models.FloatField(
+        null=True, blank=True, help_text="Recent gold accuracy below this pauses or flags an annotator; null: off."
+    )
+    gold_min_judged = models.PositiveSmallIntegerField(default=5, help_text="Gold items judged before the check.")
+    gold_action = models.CharField(max_length=5, choices=[("flag", "Flag"), ("pause", "Pause")], default="flag")
+    min_time_ms = models.PositiveIntegerField(default=1500, help_text="Judgments faster than this are flagged; 0: off.")
+    position_streak = models.PositiveSmallIntegerField(
+        default=12, help_text="Flag after this many picks of the same shown position in a row; 0: off."
+    )
+    tie_streak = models.PositiveSmallIntegerField(default=8, help_text="Flag after this many ties in a row; 0: off.")
+    overlap_mode = models.CharField(
+        max_length=7, choices=[("fixed", "Fixed"), ("dynamic", "Dynamic")], default="fixed",
+        help_text="dynamic: start at overlap, add slots up to overlap_max while the consensus is uncertain.",
+    )
+    overlap_max = models.PositiveSmallIntegerField(default=5)
+    consensus_threshold = models.FloatField(default=0.9, help_text="Dynamic overlap stops once confidence reaches it.")
+    review_threshold = models.FloatField(default=0.7, help_text="Items whose consensus is below go to review.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -176,12 +195,19 @@ class ComparisonItem(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     content_hash = models.CharField(max_length=64, help_text="sha256 of prompt + responses; dedupes imports.")
     metadata = models.JSONField(default=dict, blank=True)
+    is_gold = models.BooleanField(default=False, help_text="A gold item with a known answer (quality checks).")
+    gold_answer = models.JSONField(
+        default=dict, blank=True, help_text='{"label": "A" | "B" | "tie" | "both_bad"} or {"ranking": [[ids]]}.'
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["campaign", "content_hash"], name="item_unique_content")]
-        indexes = [models.Index(fields=["campaign", "round", "status"])]
+        indexes = [
+            models.Index(fields=["campaign", "round", "status"]),
+            models.Index(fields=["campaign", "id"], name="item_gold_idx", condition=Q(is_gold=True)),
+        ]
 
     def __str__(self) -> str:
         return f"item {self.pk} ({self.kind})"

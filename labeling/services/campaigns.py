@@ -11,6 +11,7 @@ from django.utils import timezone
 from ..errors import Conflict, NotFound, ValidationError
 from ..events import send_event_on_commit
 from ..models import Assignment, Campaign, ComparisonItem, Membership, Role, Round
+from .audit import audit_record
 
 CAMPAIGN_FIELDS = frozenset(
     {
@@ -58,6 +59,8 @@ def campaign_create(*, created_by: AbstractBaseUser | None, name: str, **fields:
     Round.objects.create(campaign=campaign, number=1, name="Round 1")
     if created_by is not None:
         Membership.objects.create(campaign=campaign, user=created_by, role=Role.ADMIN)
+    audit_record(action="campaign.created", actor=created_by, campaign_id=campaign.pk, object_type="campaign",
+                 object_id=campaign.pk, details={"name": campaign.name})
     return campaign
 
 
@@ -115,7 +118,8 @@ def slots_rebalance(*, campaign: Campaign) -> dict[str, int]:
 
 
 @transaction.atomic
-def membership_add(*, campaign: Campaign, user: AbstractBaseUser, role: str) -> Membership:
+def membership_add(*, campaign: Campaign, user: AbstractBaseUser, role: str,
+                   changed_by: AbstractBaseUser | None = None) -> Membership:
     if role not in Role.values:
         raise ValidationError(f"role must be one of {Role.values} (got {role!r})", field="role")
     try:
@@ -123,11 +127,14 @@ def membership_add(*, campaign: Campaign, user: AbstractBaseUser, role: str) -> 
             membership = Membership.objects.create(campaign=campaign, user=user, role=role)
     except IntegrityError:
         raise Conflict(f"{user} already has the {role} role in campaign {campaign.pk}", field="role") from None
+    audit_record(action="role.added", actor=changed_by, campaign_id=campaign.pk, object_type="user", object_id=user.pk,
+                 details={"user": user.get_username(), "role": role})
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, campaign: Campaign, user: AbstractBaseUser, role: str) -> None:
+def membership_remove(*, campaign: Campaign, user: AbstractBaseUser, role: str,
+                      changed_by: AbstractBaseUser | None = None) -> None:
     """Remove a role. The last admin of a campaign cannot be removed (someone must be able to manage it).
     An annotator's leased slots go back to the pool; their judgments stay."""
     membership = Membership.objects.filter(campaign=campaign, user=user, role=role).first()
@@ -136,6 +143,8 @@ def membership_remove(*, campaign: Campaign, user: AbstractBaseUser, role: str) 
     if role == Role.ADMIN and Membership.objects.filter(campaign=campaign, role=Role.ADMIN).count() == 1:
         raise Conflict("a campaign needs at least one admin: add another before removing this one", field="role")
     membership.delete()
+    audit_record(action="role.removed", actor=changed_by, campaign_id=campaign.pk, object_type="user",
+                 object_id=user.pk, details={"user": user.get_username(), "role": role})
     if role == Role.ANNOTATOR:
         Assignment.objects.filter(campaign=campaign, annotator=user, state=Assignment.State.LEASED).update(
             annotator=None, state=Assignment.State.AVAILABLE, lease_expires_at=None, leased_at=None, shown_order=[]

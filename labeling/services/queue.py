@@ -26,11 +26,12 @@ from ..models import (
     ItemResponse,
     ItemSkip,
     Judgment,
-    Membership,
     Role,
     Round,
 )
-from ..selectors import require_role, user_roles
+from ..selectors import annotator_pause_reason, require_role, user_roles
+from .quality import gold_slot_for
+from .quality_checks import judgment_quality_check, overlap_extend_if_contested
 from .validation import JudgmentInput, judgment_validate
 
 
@@ -42,10 +43,9 @@ class SubmitResult:
 
 
 def _require_annotator(*, user: AbstractBaseUser, campaign: Campaign) -> None:
-    require_role(user=user, campaign=campaign, roles=[Role.ANNOTATOR])
-    paused = Membership.objects.filter(campaign=campaign, user=user, role=Role.ANNOTATOR, paused=True).first()
+    paused = annotator_pause_reason(user=user, campaign=campaign)  # also checks the annotator role
     if paused is not None:
-        reason = f": {paused.pause_reason}" if paused.pause_reason else ""
+        reason = f": {paused}" if paused else ""
         raise PermissionDenied(f"you are paused in campaign {campaign.pk}{reason}")
     if campaign.status != Campaign.Status.ACTIVE:
         raise Conflict(f"campaign {campaign.pk} is {campaign.status}, not active: it hands out no items")
@@ -86,6 +86,10 @@ def _assignment_next_once(*, user: AbstractBaseUser, campaign: Campaign, exclude
         return own
     if exclude and held.count() >= MAX_LEASES:
         return None
+    # 2a. Now and then (campaign.gold_rate), a gold item, leased like any other so nothing gives it away.
+    gold = gold_slot_for(user=user, campaign=campaign)
+    if gold is not None:
+        return _lease(gold, user=user, campaign=campaign, now=now)
     # 2. A free slot, or one whose lease ran out, of an item this annotator has neither held nor skipped.
     candidates = (
         Assignment.objects.filter(campaign=campaign, round__status=Round.Status.OPEN)
@@ -117,9 +121,7 @@ def assignment_next(
             slot = _assignment_next_once(user=user, campaign=campaign, exclude=frozenset(exclude))
         except IntegrityError:
             continue
-        if slot is not None:
-            send_event_on_commit(campaign_id=campaign.pk, type="assignment.leased", payload={"annotator": user.pk})
-        return slot
+        return slot  # no live event per lease: the dashboard's queue depth moves with judgments
     raise Conflict("could not lease an item after 3 attempts; try again")
 
 
@@ -156,19 +158,19 @@ def judgment_record(*, user: AbstractBaseUser, assignment_id: int, data: Judgmen
 
     Takes the slot's row lock (``assignment_lock``). A submit after the lease expired is accepted while the
     slot is still this annotator's (or free again); once another annotator holds it, it is a 409."""
+    slot = _locked_own_slot(user=user, assignment_id=assignment_id)
+    # Checked under the slot's lock: a concurrent retry of this submit has finished by now if it ran first.
     replay = _judgment_replay(user=user, assignment_id=assignment_id, client_id=data.client_id)
     if replay is not None:
-        return SubmitResult(judgment=replay, created=False)
-    slot = _locked_own_slot(user=user, assignment_id=assignment_id)
-    replay = _judgment_replay(user=user, assignment_id=assignment_id, client_id=data.client_id)
-    if replay is not None:  # a concurrent retry finished while we waited for the lock
         return SubmitResult(judgment=replay, created=False)
     if slot.state == Assignment.State.DONE:
         raise Conflict(f"assignment {assignment_id} is already judged; use undo to change it")
     campaign = slot.campaign
     require_role(user=user, campaign=campaign, roles=[Role.ANNOTATOR])
-    item = ComparisonItem.objects.get(pk=slot.item_id)
-    response_ids = list(
+    # Lock the item now (after the slot, the one lock order) since its status is decided below.
+    item = item_lock(slot.item_id).get()
+    # The slot's shown order holds exactly the item's responses; a slot that was free again has none.
+    response_ids = list(slot.shown_order) or list(
         ItemResponse.objects.filter(item_id=item.pk).order_by("position").values_list("response_id", flat=True)
     )
     fields = judgment_validate(campaign=campaign, item_kind=item.kind, response_ids=response_ids, data=data)
@@ -194,7 +196,9 @@ def judgment_record(*, user: AbstractBaseUser, assignment_id: int, data: Judgmen
         time_spent_ms=data.time_spent_ms,
         **fields,
     )
-    _item_refresh_status(item_id=item.pk)
+    judgment_quality_check(judgment=judgment, campaign=campaign, item=item)
+    overlap_extend_if_contested(campaign=campaign, item=item)
+    _item_refresh_status(item_id=item.pk, locked=True)
     send_event_on_commit(
         campaign_id=campaign.pk,
         type="judgment.recorded",
@@ -203,10 +207,11 @@ def judgment_record(*, user: AbstractBaseUser, assignment_id: int, data: Judgmen
     return SubmitResult(judgment=judgment, created=True)
 
 
-def _item_refresh_status(*, item_id: int) -> None:
+def _item_refresh_status(*, item_id: int, locked: bool = False) -> None:
     """Complete an item once none of its slots is open, reopen it when one is. Takes the item's lock
-    (``item_lock``), after the caller's slot lock."""
-    item_lock(item_id).values_list("pk").first()
+    (``item_lock``), after the caller's slot lock, unless the caller holds it already."""
+    if not locked:
+        item_lock(item_id).values_list("pk").first()
     open_slots = Assignment.objects.filter(item_id=item_id).exclude(state=Assignment.State.DONE).exists()
     status = ComparisonItem.Status.OPEN if open_slots else ComparisonItem.Status.COMPLETE
     ComparisonItem.objects.filter(pk=item_id).exclude(status=ComparisonItem.Status.RETIRED).exclude(

@@ -13,12 +13,27 @@ from collections.abc import Callable
 from .specs import JobSpec, load_spec, save_spec, spec_from_dict
 
 JOB_MODULES = {"reward": "reward", "dpo": "dpo", "generate": "generate", "grpo": "grpo", "rloo": "rloo", "ppo": "ppo"}
+# The model-lifecycle jobs (specs in specs_lifecycle.py).
+JOB_MODULES.update({"pretrain": "pretrain", "cpt": "cpt", "sft": "sft", "classify": "classify", "distill": "distill",
+                    "merge": "merge", "eval": "eval_suite"})
 
 
 def run_job(spec: JobSpec, progress: Callable[[dict], None] | None = None) -> dict:
-    """Run the job named by ``spec.kind`` and return its metrics (also written to ``output_dir/metrics.json``)."""
+    """Run the job named by ``spec.kind`` and return its metrics (also written to ``output_dir/metrics.json``).
+    The run is tracked in ``output_dir/run.json`` (spec, code version, data hashes, lineage, artifacts; see
+    ``tracking.py``)."""
+    from .tracking import RunTracker
+
+    spec.validate()
     module = importlib.import_module(f"{__name__}.{JOB_MODULES[spec.kind]}")
-    return module.run(spec, progress=progress)
+    tracker = RunTracker(spec)
+    try:
+        metrics = module.run(spec, progress=tracker.progress(progress))
+    except BaseException as exc:
+        tracker.finish(error=exc)
+        raise
+    tracker.finish(metrics)
+    return metrics
 
 
 __all__ = ["JobSpec", "load_spec", "run_job", "save_spec", "spec_from_dict"]

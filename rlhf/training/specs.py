@@ -343,3 +343,10 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
 def save_spec(spec: JobSpec, path: str | Path) -> None:
     spec.validate()
     Path(path).write_text(json.dumps(spec_to_dict(spec), indent=2) + "\n", encoding="utf-8")
+
+
+# The model-lifecycle jobs (pre-training, SFT, distillation, ...) live in their own module; imported last because
+# it builds on the classes above.
+from .specs_lifecycle import LIFECYCLE_SPECS  # noqa: E402
+
+SPECS.update({cls.KIND: cls for cls in LIFECYCLE_SPECS})

@@ -304,3 +304,75 @@ def test_admin_screens_and_guidelines_preview(new_page):
     screenshot(page, "item", full_page=True)
     page.goto(f"/campaigns/{campaign.pk}/import/")
     screenshot(page, "import")
+
+
+def test_guidelines_are_on_screen_when_wide_and_g_collapses_them(new_page):
+    campaign, _ = make_campaign(guidelines="# House rules\n\nPrefer **honest** answers.")
+    add_items(campaign, [("Hello?", ["Hi!", "Go away."])])
+    user = annotator(campaign)
+    page = open_workspace(new_page, user, campaign)
+    current_assignment(page)
+    guide = page.locator("#guidelines")
+    assert guide.is_visible() and "House rules" in guide.inner_text()
+    assert page.get_attribute("#guidelines-toggle", "aria-expanded") == "true"
+    work, panel = page.locator("#work").bounding_box(), guide.bounding_box()
+    assert panel["x"] >= work["x"] + work["width"] and panel["y"] < work["y"] + 50  # a side panel, beside the item
+    screenshot(page, "annotate-guidelines-wide")
+    page.keyboard.press("g")
+    assert guide.is_hidden() and page.get_attribute("#guidelines-toggle", "aria-expanded") == "false"
+    page.reload()
+    current_assignment(page)
+    assert guide.is_hidden()  # the choice is remembered
+    page.keyboard.press("g")
+    assert guide.is_visible()
+
+    narrow = open_workspace(new_page, user, campaign, width=420, height=900)
+    current_assignment(narrow)
+    assert narrow.locator("#guidelines").is_hidden()
+    narrow.keyboard.press("g")
+    assert narrow.locator("#guidelines").is_visible()
+
+
+UNNAMED_CONTROLS = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button, a[href], [role=button]')]
+  .filter((el) => el.offsetParent !== null)
+  .filter((el) => {
+    const byLabel = el.labels && [...el.labels].some((l) => l.textContent.trim());
+    const byAria = el.getAttribute('aria-label') || (el.getAttribute('aria-labelledby') || '').split(' ')
+      .some((id) => document.getElementById(id)?.textContent.trim());
+    return !(byLabel || byAria || el.textContent.trim() || el.title);
+  })
+  .map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def test_controls_are_labelled_and_focus_is_visible(new_page):
+    campaign, admin = make_campaign(guidelines="# Rules")
+    add_items(campaign, [("Hello?", ["Hi", "Hey"])])
+    member(campaign, Role.ANNOTATOR, user=admin)
+    page = new_page()
+    login(page, admin.username)
+    for path in ["", "annotate/", "settings/", "members/", "dashboard/", "judgments/", "import/", "export/"]:
+        page.goto(f"/campaigns/{campaign.pk}/{path}" if path else "/")
+        if path == "annotate/":
+            current_assignment(page)
+        assert page.evaluate(UNNAMED_CONTROLS) == [], path
+
+    page.goto(f"/campaigns/{campaign.pk}/annotate/")
+    current_assignment(page)
+    page.keyboard.press("Tab")  # the first stop is the skip link, then the top bar in reading order
+    assert page.evaluate("() => document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    stops = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        stop = page.evaluate("""() => {
+            const el = document.activeElement, style = getComputedStyle(el);
+            if (el === document.body) return null;  // past the last control
+            return {id: el.id || el.textContent.trim().slice(0, 20), outline: style.outlineStyle, width: style.outlineWidth};
+        }""")
+        if stop is None:
+            break
+        stops.append(stop)
+    assert all(s["outline"] != "none" and s["width"] != "0px" for s in stops), stops
+    ids = [s["id"] for s in stops]
+    assert ids.index("submit") < ids.index("skip"), ids  # the action bar: submit, then skip

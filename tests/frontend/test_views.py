@@ -224,3 +224,66 @@ def test_judgment_browser_filters_and_item_page(world):
     page = client.get(url(campaign, f"items/{pairwise.item_id}/")).content.decode()
     assert page.count("same &lt;b&gt;to me&lt;/b&gt;") == 1 and "Say hi" in page and ">tie<" in page
     assert client.get(url(campaign, "items/999999/")).status_code == 404
+
+
+def _vote(user, campaign, pick):
+    """``user`` judges every item open to them, choosing the response whose text ``pick(prompt)`` names."""
+    while (slot := assignment_next(user=user, campaign=campaign)) is not None:
+        texts = {r.text: r.pk for r in slot.item.responses.all()}
+        judgment_record(user=user, assignment_id=slot.pk, data=JudgmentInput(winner=texts[pick(slot.item.prompt.text)]))
+
+
+def test_judgment_browser_filters_by_agreement():
+    campaign, _ = make_campaign(overlap=3)
+    add_items(campaign, [("Agree?", ["yes", "no"]), ("Split?", ["yes", "no"])])
+    people = [member(campaign, Role.ANNOTATOR) for _ in range(3)]
+    for n, who in enumerate(people):  # "Split?": 2 of 3 say yes, below the default review threshold of 0.7
+        _vote(who, campaign, lambda prompt, n=n: "no" if prompt == "Split?" and n == 1 else "yes")
+    add_items(campaign, [("Once?", ["yes", "no"])])
+    _vote(people[0], campaign, lambda prompt: "yes")
+    client = client_as(member(campaign, Role.RESEARCHER))
+    counts = {}
+    for level in ["", "agree", "disagree", "single"]:
+        html = client.get(url(campaign, f"judgments/?agreement={level}")).content.decode()
+        counts[level] = re.search(r"(\d+) judgments?<", html).group(1)
+        if level == "agree":
+            assert html.count(">100% of 3<") == 3
+        if level == "disagree":
+            assert html.count(">67% of 3<") == 3
+    assert counts == {"": "7", "agree": "3", "disagree": "3", "single": "1"}
+
+
+def test_import_page_offers_the_importers_formats(world):
+    from labeling.importers import FORMATS
+
+    html = client_as(world["admin"]).get(url(world["campaign"], "import/")).content.decode()
+    offered = set(re.findall(r'<option value="([^"]*)"', html.split('id="import-format"')[1].split("</select>")[0]))
+    assert offered == {"auto", *FORMATS}
+
+
+def test_export_form_redirects_to_the_api_with_only_its_parameters(world):
+    campaign = world["campaign"]
+    client = client_as(world["researcher"])
+    response = client.get(url(campaign, "export/?download=1&format=trl-preference&round=&ties=keep&margin=&x=1"))
+    assert response.status_code == 302
+    assert response.url == f"/api/v1/campaigns/{campaign.pk}/export/?format=trl-preference&ties=keep"
+    bad = client.get(response.url.replace("ties=keep", "ties=maybe"))
+    assert bad.status_code == 400 and "ties must be one of" in bad.json()["detail"]
+
+
+def test_export_page_lists_snapshot_exports_with_download_links(world, settings, tmp_path):
+    from labeling.services.snapshots import export_job_create, export_job_run
+
+    settings.STORAGE_DIR = str(tmp_path)  # export files land under it
+    campaign = world["campaign"]
+    client = client_as(world["researcher"])
+    assert "No snapshot exports yet" in client.get(url(campaign, "export/")).content.decode()
+    done = export_job_create(campaign=campaign, created_by=world["researcher"], format="trl-preference")
+    export_job_run(job_id=done.pk)
+    queued = export_job_create(campaign=campaign, created_by=world["admin"], format="canonical")
+    html = client.get(url(campaign, "export/")).content.decode()
+    rows = re.findall(r"<tr>\s*<td>(\d+)</td>.*?</tr>", html, flags=re.S)
+    assert rows == [str(queued.pk), str(done.pk)]  # newest first
+    link = f'href="/api/v1/campaigns/{campaign.pk}/exports/{done.pk}/download/"'
+    assert html.count(link) == 1 and f"/exports/{queued.pk}/download/" not in html
+    assert client.get(link[6:-1]).status_code == 200

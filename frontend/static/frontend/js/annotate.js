@@ -343,10 +343,27 @@ async function refreshProgress() {
 }
 
 // --- guidelines panel -----------------------------------------------------------------------------------
-function toggleGuidelines(open = ui.guidelines.hidden) {
+// On screen by default where there is room beside the item (the product brief: "guidelines on screen"),
+// collapsed by default on narrow screens, where they would push the item away. G toggles; the choice is
+// remembered per layout, so hiding them on a phone does not hide them on the desk.
+const WIDE = window.matchMedia("(min-width: 901px)");
+const guidelinesKey = () => `lw-guidelines-${WIDE.matches ? "wide" : "narrow"}`;
+
+function showGuidelines(open) {
   ui.guidelines.hidden = !open;
+  delete ui.guidelines.dataset.auto;
   ui.guidelinesToggle.setAttribute("aria-expanded", String(open));
-  try { localStorage.setItem("lw-guidelines", open ? "1" : "0"); } catch { /* private mode */ }
+}
+
+function toggleGuidelines(open = ui.guidelines.hidden) {
+  showGuidelines(open);
+  try { localStorage.setItem(guidelinesKey(), open ? "1" : "0"); } catch { /* private mode */ }
+}
+
+function initialGuidelines() {
+  let stored = null;
+  try { stored = localStorage.getItem(guidelinesKey()); } catch { /* private mode */ }
+  showGuidelines(stored === null ? WIDE.matches && !("empty" in ui.guidelines.dataset) : stored === "1");
 }
 
 // --- keyboard -------------------------------------------------------------------------------------------
@@ -358,6 +375,10 @@ function onKey(e) {
     return;
   }
   if (e.altKey || e.ctrlKey || e.metaKey) return;
+  // Enter on a focused link or button (the skip link, Skip, Undo, the top bar) does what that control does;
+  // on a choice or a ranking chip (focused as the ranking keys move it) it still submits: choosing is what
+  // the click already did.
+  if (e.key === "Enter" && e.target.closest("a[href], button:not(.choice, .rank-chip, .rank-sep)")) return;
   const digit = /^Digit([1-9])$/.exec(e.code);
   const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
   const isRanking = state.current && state.current.kind === "ranking";
@@ -390,6 +411,6 @@ ui.skip.addEventListener("click", skip);
 ui.undo.addEventListener("click", undo);
 ui.guidelinesToggle.addEventListener("click", () => toggleGuidelines());
 $("check-again").addEventListener("click", loadNext);
-try { if (localStorage.getItem("lw-guidelines") === "1") toggleGuidelines(true); } catch { /* private mode */ }
+initialGuidelines();
 refreshProgress();
 loadNext();

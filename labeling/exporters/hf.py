@@ -1,0 +1,98 @@
+"""Columnar files of canonical records, lossless (``importers.hf`` reads both back through
+``canonical_import``):
+
+- ``parquet``: one Parquet file, written a row group of ``ROWS_PER_GROUP`` records at a time.
+- ``hf-datasets``: a Hugging Face ``datasets`` dataset saved with ``save_to_disk``, packed as one tar
+  archive (a download is one file); ``datasets.load_from_disk`` reads the unpacked folder.
+
+Columns: ``schema``, ``campaign_id``, ``split``, ``prompt_text`` (the prompt as text: chat prompts rendered),
+``chosen`` / ``rejected`` (the decisive pair's texts, null otherwise), and the canonical parts ``prompt``,
+``responses``, ``judgment``, ``item``, ``round``, ``lineage`` as JSON strings: their metadata is free-form JSON,
+which a fixed Arrow schema cannot hold, and strings keep every value exactly."""
+from __future__ import annotations
+
+import json
+import tarfile
+import tempfile
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import IO
+
+from .records import RecordExporter, decisive_pair, prompt_text, register
+
+ROWS_PER_GROUP = 2000
+JSON_PARTS = ("prompt", "responses", "judgment", "item", "round", "lineage")
+
+
+def schema():
+    import pyarrow as pa
+
+    columns = [("schema", pa.string()), ("campaign_id", pa.int64()), ("split", pa.string()),
+               ("prompt_text", pa.string()), ("chosen", pa.string()), ("rejected", pa.string())]
+    return pa.schema(columns + [(part, pa.string()) for part in JSON_PARTS])
+
+
+def flat_row(record: dict) -> dict:
+    pair = decisive_pair(record)
+    texts = [r["text"] for r in record["responses"]]
+    row = {"schema": record["schema"], "campaign_id": record["campaign_id"], "split": record["split"],
+           "prompt_text": prompt_text(record["prompt"]),
+           "chosen": texts[pair[0]] if pair else None, "rejected": texts[pair[1]] if pair else None}
+    row.update({part: json.dumps(record[part], ensure_ascii=False, sort_keys=True) for part in JSON_PARTS})
+    return row
+
+
+def record_from_row(row: dict) -> dict:
+    record = {part: json.loads(row[part]) for part in JSON_PARTS}
+    record.update(schema=row["schema"], campaign_id=row["campaign_id"], split=row["split"])
+    return record
+
+
+class _Columnar(RecordExporter):
+    extension = "parquet"
+    content_type = "application/vnd.apache.parquet"
+    container = "binary"
+
+    def rows(self, record: dict) -> Iterator[dict]:
+        yield flat_row(record)
+
+
+@register
+class Parquet(_Columnar):
+    name = "parquet"
+    help = "Apache Parquet of canonical records (lossless; prompt_text / chosen / rejected columns for training)"
+
+    def write(self, records: Iterable[dict], fh: IO[bytes]) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self._all_rows(records)
+        with pq.ParquetWriter(pa.PythonFile(fh, mode="w"), schema()) as writer:
+            while batch := list(islice(rows, ROWS_PER_GROUP)):
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema()))
+        return self.rows_written
+
+
+@register
+class HfDatasets(Parquet):
+    name = "hf-datasets"
+    extension = "tar"
+    content_type = "application/x-tar"
+    help = "Hugging Face datasets save_to_disk folder of canonical records, as a tar archive"
+
+    def write(self, records: Iterable[dict], fh: IO[bytes]) -> int:
+        import datasets
+
+        with tempfile.TemporaryDirectory() as tmp:
+            # Through Parquet: datasets then memory-maps Arrow files rather than holding the rows.
+            staged = Path(tmp) / "staged.parquet"
+            with staged.open("wb") as out:
+                Parquet.write(self, records, out)
+            data = datasets.Dataset.from_parquet(str(staged), cache_dir=str(Path(tmp) / "cache"),
+                                                 features=datasets.Features.from_arrow_schema(schema()))
+            folder = Path(tmp) / "dataset"
+            data.save_to_disk(str(folder))
+            with tarfile.open(fileobj=fh, mode="w|") as tar:
+                tar.add(folder, arcname="dataset")
+        return self.rows_written

@@ -1,0 +1,254 @@
+"""Snapshots: an immutable, content-hashed set of a campaign's judgments with a manifest, and the
+prompt-level split of its records.
+
+Hash. sha256 over a canonical serialisation: the inputs (campaign, rounds, filters, aggregation, split rule,
+PII policy rule) as sorted-key JSON, then every canonical record (``selectors_governance``) in item / judgment
+order, one sorted-key JSON line each. Creator and time are left out, so the same inputs over the same data give
+the same hash, and any change to a judgment, a text or an input gives a new one. Creating a snapshot that
+already exists (same campaign, same hash, nothing deleted since) returns the existing one.
+
+Splits. Per prompt, never per judgment: ``bucket = sha256("<seed>:<prompt content hash>")`` read as a
+fraction in [0, 1) against the cumulative ratios, so every response and judgment of one prompt lands in one
+split, and the assignment depends only on the seed and the prompt's content (not on ids or on the order of
+import). A prompt whose split was fixed at import (``Prompt.split``) keeps it; the manifest counts those.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.text import slugify
+
+from .. import selectors_governance as gov
+from ..errors import ValidationError
+from ..exporters import record_exporter_get
+from ..models import Campaign, ExportJob, Judgment, Prompt, Round, Snapshot, SnapshotMember
+from ..pii import PiiReport
+from ..pii.campaign import policy_for
+from .audit import audit_record
+
+AGGREGATIONS = ("none", "majority")
+SPLITS = ("train", "validation", "test")
+BATCH = 2000
+
+
+def split_for(*, prompt_hash: str, seed: int, ratios: Sequence[float]) -> str:
+    digest = hashlib.sha256(f"{seed}:{prompt_hash}".encode()).hexdigest()
+    fraction = int(digest[:15], 16) / 16**15
+    edge = 0.0
+    for name, ratio in zip(SPLITS, ratios, strict=True):
+        edge += ratio
+        if fraction < edge:
+            return name
+    return SPLITS[-1]
+
+
+def _check_inputs(campaign: Campaign, round_ids, filters, aggregation, split_seed, split_ratios) -> tuple:
+    if aggregation not in AGGREGATIONS:
+        raise ValidationError(f"aggregation must be one of {list(AGGREGATIONS)} (got {aggregation!r})", field="aggregation")
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int):
+        raise ValidationError("split_seed must be an integer", field="split_seed")
+    ratios = tuple(float(r) for r in split_ratios)
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ValidationError("split_ratios must be three non-negative numbers (train, validation, test) summing to 1",
+                              field="split_ratios")
+    filters = dict(filters or {})
+    for key, value in filters.items():
+        if key not in gov.FILTER_KEYS:
+            raise ValidationError(f"unknown filter {key!r}; filters: {sorted(gov.FILTER_KEYS)}", field=f"filters.{key}")
+        if not isinstance(value, gov.FILTER_KEYS[key]) or (gov.FILTER_KEYS[key] is int and isinstance(value, bool)):
+            raise ValidationError(f"filters.{key} must be a {gov.FILTER_KEYS[key].__name__}", field=f"filters.{key}")
+    if "kinds" in filters and set(filters["kinds"]) - set(Judgment.Kind.values):
+        raise ValidationError(f"filters.kinds must be among {Judgment.Kind.values}", field="filters.kinds")
+    rounds = sorted(set(round_ids or []))
+    if rounds:
+        found = dict(Round.objects.filter(campaign=campaign, pk__in=rounds).values_list("pk", "number"))
+        missing = [r for r in rounds if r not in found]
+        if missing:
+            raise ValidationError(f"rounds {missing} are not rounds of campaign {campaign.pk}", field="round_ids")
+    return rounds, {k: filters[k] for k in sorted(filters)}, ratios
+
+
+def _line(value: object) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+@transaction.atomic
+def snapshot_create(*, campaign: Campaign, created_by: AbstractBaseUser | None, round_ids: list[int] | None = None,
+                    filters: dict | None = None, aggregation: str = "none", split_seed: int = 0,
+                    split_ratios: Sequence[float] = (0.8, 0.1, 0.1), pii_policy: dict | None = None) -> Snapshot:
+    """Freeze the campaign's judgments (in ``round_ids``, passing ``filters``) as a snapshot; see the module
+    docstring for the hash and the split rule. ``pii_policy`` None takes the campaign's own policy."""
+    rounds, filters, ratios = _check_inputs(campaign, round_ids, filters, aggregation, split_seed, split_ratios)
+    policy = policy_for(campaign=campaign, override=pii_policy)
+    inputs = {"campaign_id": campaign.pk, "round_ids": rounds, "filters": filters, "aggregation": aggregation,
+              "split": {"rule": "sha256(seed:prompt_content_hash) bucket; import-fixed splits kept",
+                        "seed": split_seed, "ratios": list(ratios)},
+              "pii_policy": policy.manifest()}
+    hasher = hashlib.sha256(_line(inputs))
+    snapshot = Snapshot.objects.create(campaign=campaign, content_hash="", manifest={}, created_by=created_by)
+    judgments = 0
+    members: list[SnapshotMember] = []
+    records = []
+    bias = gov.BiasReport()
+    qs = gov.judgments_for_snapshot(campaign=campaign, round_ids=rounds, filters=filters)
+    # Memory stays flat: a split is recomputed per judgment (one sha256) rather than cached per prompt, and
+    # the per-prompt counts come from SQL at the end.
+    for row, responses in gov.judgment_rows(qs):
+        split = row["item__prompt__split"] or split_for(prompt_hash=row["item__prompt__content_hash"],
+                                                         seed=split_seed, ratios=ratios)
+        records.append(gov.canonical_record(row, responses, split=split, key=policy.key))
+        bias.add(records[-1])
+        members.append(SnapshotMember(snapshot=snapshot, judgment_id=row["id"], prompt_id=row["item__prompt_id"],
+                                      annotator_id=row["annotator_id"], split=split))
+        judgments += 1
+        if len(members) >= BATCH:
+            _flush(hasher, records, members)
+    _flush(hasher, records, members)
+    content_hash = hasher.hexdigest()
+    existing = Snapshot.objects.filter(campaign=campaign, content_hash=content_hash,
+                                       data_deleted_at__isnull=True).exclude(pk=snapshot.pk).first()
+    if existing is not None:
+        snapshot.delete()
+        return existing
+    return _finish(snapshot, content_hash, inputs, judgments, bias.result(), created_by)
+
+
+def _flush(hasher, records: list, members: list) -> None:
+    for record in records:
+        hasher.update(_line(record))
+    SnapshotMember.objects.bulk_create(members)
+    records.clear()
+    members.clear()
+
+
+def _counts(snapshot: Snapshot) -> dict:
+    members = SnapshotMember.objects.filter(snapshot=snapshot)
+    by_split = dict(members.values_list("split").annotate(n=Count("id")).values_list("split", "n"))
+    prompts = dict(members.values_list("split").annotate(n=Count("prompt_id", distinct=True)).values_list("split", "n"))
+    fixed = Prompt.objects.filter(pk__in=members.values("prompt_id")).exclude(split="").count()
+    return {"judgments": sum(by_split.values()), "prompts": sum(prompts.values()), "prompts_by_split": prompts,
+            "judgments_by_split": by_split, "prompts_with_import_fixed_split": fixed,
+            "annotators": members.exclude(annotator_id=None).values("annotator_id").distinct().count()}
+
+
+def _finish(snapshot: Snapshot, content_hash: str, inputs: dict, judgments: int, bias: dict, created_by) -> Snapshot:
+    snapshot.content_hash = content_hash
+    snapshot.records_count = judgments
+    snapshot.manifest = {
+        **inputs,
+        "content_hash": content_hash,
+        "campaign": {"id": snapshot.campaign_id, "name": snapshot.campaign.name},
+        "counts": _counts(snapshot),
+        "created_by": created_by.get_username() if created_by else None,
+        "created_at": timezone.now().isoformat(),
+        "bias": bias,
+    }
+    snapshot.save(update_fields=["content_hash", "records_count", "manifest"])
+    audit_record(action="snapshot.created", actor=created_by, campaign_id=snapshot.campaign_id, object_type="snapshot",
+                 object_id=snapshot.pk, counts=snapshot.manifest["counts"], details={"content_hash": content_hash})
+    return snapshot
+
+
+# --- export jobs ------------------------------------------------------------------------------------------
+
+
+def export_path(job_id: int) -> Path:
+    return Path(settings.STORAGE_DIR) / "exports" / str(job_id)
+
+
+@transaction.atomic
+def export_job_create(*, campaign: Campaign, created_by: AbstractBaseUser | None, format: str,
+                      options: dict | None = None, snapshot: Snapshot | None = None, split: str = "") -> ExportJob:
+    """Queue an export of ``snapshot`` (a new snapshot of the whole campaign when None: every export
+    references one) in ``format``; a worker on the ``cpu`` queue writes it once this transaction commits."""
+    from ..tasks import export_run
+
+    options = {str(k): str(v) for k, v in (options or {}).items()}
+    record_exporter_get(format, options)  # a bad format or option fails here, with its name
+    if split and split not in SPLITS:
+        raise ValidationError(f"split must be one of {list(SPLITS)} or empty (got {split!r})", field="split")
+    if snapshot is None:
+        snapshot = snapshot_create(campaign=campaign, created_by=created_by)
+    elif snapshot.campaign_id != campaign.pk:
+        raise ValidationError(f"snapshot {snapshot.pk} is not a snapshot of campaign {campaign.pk}", field="snapshot")
+    job = ExportJob.objects.create(campaign=campaign, snapshot=snapshot, format=format, options=options, split=split,
+                                   created_by=created_by)
+    transaction.on_commit(lambda: export_run.delay(job.pk))
+    return job
+
+
+def export_job_run(*, job_id: int) -> ExportJob | None:
+    """Write a job's file: to a temporary file beside the target, renamed into place when complete, its
+    sha256 taken on the way. Idempotent on the job id: a done or failed job is left alone; a job found
+    running (its worker died; acks_late delivered it again) is written again from the start, to the same
+    content. Runs outside a transaction: a long export must not hold one open."""
+    claimed = ExportJob.objects.filter(pk=job_id, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]).update(
+        status=ExportJob.Status.RUNNING, started_at=timezone.now())
+    if not claimed:
+        return None
+    job = ExportJob.objects.select_related("snapshot__campaign", "created_by").get(pk=job_id)
+    target = export_path(job.pk)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    report = PiiReport()
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{job.pk}-", suffix=".part")
+    try:
+        exporter = record_exporter_get(job.format, job.options)
+        with os.fdopen(fd, "wb") as fh:
+            writer = _HashingWriter(fh, hashlib.sha256())
+            rows = exporter.write(gov.snapshot_records(snapshot=job.snapshot, split=job.split or None,
+                                                       pii_report=report), writer)
+        os.replace(partial, target)
+    except Exception as exc:
+        ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
+                                                   finished_at=timezone.now())
+        raise
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return _export_done(job, exporter, writer.digest.hexdigest(), writer.size, rows, report)
+
+
+@transaction.atomic
+def _export_done(job: ExportJob, exporter, sha256: str, size: int, rows: int, report: PiiReport) -> ExportJob:
+    name = f"{slugify(job.campaign.name) or 'campaign'}-{job.campaign_id}-snapshot{job.snapshot_id}-{job.format}"
+    job.status, job.finished_at, job.sha256, job.size_bytes, job.records = (
+        ExportJob.Status.DONE, timezone.now(), sha256, size, rows)
+    job.file_name = f"{name}{'-' + job.split if job.split else ''}.{exporter.extension}"
+    job.pii_report = report.as_dict()
+    job.error = ""
+    job.save()
+    audit_record(action="data.exported", actor=job.created_by, campaign_id=job.campaign_id, object_type="export",
+                 object_id=job.pk, counts={"rows": rows, "bytes": size, "pii_rejected": report.records_rejected},
+                 details={"format": job.format, "snapshot": job.snapshot_id, "sha256": sha256, "split": job.split})
+    return job
+
+
+class _HashingWriter:
+    """A binary file that hashes and counts what passes through it."""
+
+    def __init__(self, fh, digest):
+        self.fh, self.digest, self.size = fh, digest, 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.fh.write(data)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def tell(self) -> int:
+        return self.size
+
+    @property
+    def closed(self) -> bool:
+        return self.fh.closed

@@ -1,0 +1,154 @@
+"""Export jobs run by a real Celery worker process: on Redis, and on the embedded filesystem broker (no
+server at all). The worker reads the pytest database (transaction=True, so it sees committed rows)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+from labeling.models import AuditEvent, ExportJob, Role
+from labeling.services.snapshots import export_job_create, export_job_run, export_path
+from tests.conftest import client_for
+from tests.factories import CampaignFactory, ItemFactory, member
+from tests.labeling.test_snapshots import judge
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REDIS_URL = os.environ.get("LOOPWISE_GOV_REDIS_URL", "redis://127.0.0.1:6379/13")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def _reset_pool(app) -> None:
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None  # it holds the old connection pool
+    import kombu.pools
+
+    kombu.pools.reset()  # and so does kombu's registry of producer pools, keyed by connection
+
+
+@pytest.fixture(params=["redis", "filesystem"])
+def worker(request, tmp_path):
+    """A worker on the ``cpu`` queue, and this process's Celery app publishing to the same broker."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker shares the PostgreSQL test database")
+    from config.celery import app
+
+    storage = tmp_path / "storage"
+    broker = storage / "broker"
+    env = {**os.environ, "DATABASE_URL": _database_url(), "LOOPWISE_STORAGE_DIR": str(storage), "DB_CONN_MAX_AGE": "0"}
+    env.pop("TEST_DATABASE_NAME", None)
+    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    if request.param == "redis":
+        import redis
+
+        try:
+            redis.Redis.from_url(REDIS_URL).flushdb()
+        except redis.exceptions.ConnectionError:
+            pytest.skip(f"no Redis at {REDIS_URL}")
+        env["REDIS_URL"] = REDIS_URL
+        app.conf.broker_url, app.conf.broker_transport_options = REDIS_URL, {}
+    else:
+        env.pop("REDIS_URL", None)  # the embedded default: the filesystem broker under the storage dir
+        for sub in ("out", "processed"):
+            (broker / sub).mkdir(parents=True, exist_ok=True)
+        app.conf.broker_url = "filesystem://"
+        app.conf.broker_transport_options = {"data_folder_in": str(broker / "out"), "data_folder_out": str(broker / "out"),
+                                             "data_folder_processed": str(broker / "processed"),
+                                             "control_folder": str(broker / "control"),
+                                             "polling_interval": 0.2}
+    _reset_pool(app)
+    log_path = tmp_path / "worker.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu", "--pool", "solo", "--concurrency", "1", "-l", "info",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    with override_settings(STORAGE_DIR=storage):
+        yield request.param, proc, log_path
+    proc.send_signal(signal.SIGQUIT)  # cold shutdown: nothing is running, nothing to wait for
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    app.conf.broker_url, app.conf.broker_transport_options = saved
+    _reset_pool(app)
+
+
+def _wait_done(job_id: int, proc, log: Path, timeout: float = 60.0) -> ExportJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = ExportJob.objects.get(pk=job_id)
+        if job.status in (ExportJob.Status.DONE, ExportJob.Status.FAILED):
+            return job
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    pytest.fail(f"export {job_id} not finished; worker log:\n{log.read_text()[-4000:]}")
+
+
+def _campaign_with_judgments(n=5):
+    campaign = CampaignFactory()
+    annotator = member(campaign)
+    for i in range(n):
+        judge(ItemFactory(campaign=campaign), annotator, winner=i % 2, strength=1 + i % 3)
+    return campaign
+
+
+def test_a_worker_writes_the_export_and_it_is_listed_and_downloadable(worker):
+    broker, proc, log = worker
+    campaign = _campaign_with_judgments()
+    researcher = member(campaign, Role.RESEARCHER)
+    client = client_for(researcher)
+    queued = client.post(f"/api/v1/campaigns/{campaign.pk}/exports/",
+                         {"format": "trl-preference", "options": {"margin": "strength"}}, format="json")
+    assert queued.status_code == 202, queued.content
+    job = _wait_done(queued.json()["id"], proc, log)
+    assert job.status == ExportJob.Status.DONE, job.error
+    path = export_path(job.pk)
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == job.sha256 and job.size_bytes == len(data)
+    rows = [json.loads(line) for line in data.decode().splitlines()]
+    assert job.records == len(rows) == 5 and {"prompt", "chosen", "rejected", "margin"} <= set(rows[0])
+    assert not list(path.parent.glob(".*.part")), "the temporary file was renamed, not left behind"
+    listed = client.get(f"/api/v1/campaigns/{campaign.pk}/exports/").json()["results"]
+    assert [(e["id"], e["status"], e["snapshot"]) for e in listed] == [(job.pk, "done", job.snapshot_id)]
+    download = client.get(f"/api/v1/campaigns/{campaign.pk}/exports/{job.pk}/download/")
+    assert download.status_code == 200 and b"".join(download.streaming_content) == data
+    assert download["X-Content-SHA256"] == job.sha256
+    assert AuditEvent.objects.filter(action="data.exported", object_id=str(job.pk), actor=researcher).exists()
+    print(f"\nexport job on the {broker} broker: {job.records} rows, {(job.finished_at - job.created_at).total_seconds():.2f} s")
+    # Idempotent on the job id: a second delivery of a finished job does nothing.
+    assert export_job_run(job_id=job.pk) is None
+    assert path.read_bytes() == data
+    if broker == "redis":  # one broker is enough for the failure path
+        _failed_export_says_why(campaign, proc, log)
+
+
+def _failed_export_says_why(campaign, proc, log) -> None:
+    admin = member(campaign, Role.ADMIN)
+    job = export_job_create(campaign=campaign, created_by=admin, format="canonical")
+    ExportJob.objects.filter(pk=job.pk).update(format="no-such-format")  # as if the format were removed since
+    job = _wait_done(job.pk, proc, log)
+    assert job.status == ExportJob.Status.FAILED and "no-such-format" in job.error
+    response = client_for(admin).get(f"/api/v1/campaigns/{campaign.pk}/exports/{job.pk}/download/")
+    assert response.status_code == 409 and "failed" in response.json()["detail"]
