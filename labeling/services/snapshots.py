@@ -34,6 +34,7 @@ from ..exporters import record_exporter_get
 from ..models import Campaign, ExportJob, Judgment, Prompt, Round, Snapshot, SnapshotMember
 from ..pii import PiiReport
 from ..pii.campaign import policy_for
+from ..selectors_quality import agreement_report
 from .audit import audit_record
 
 AGGREGATIONS = ("none", "majority")
@@ -141,6 +142,15 @@ def _counts(snapshot: Snapshot) -> dict:
             "annotators": members.exclude(annotator_id=None).values("annotator_id").distinct().count()}
 
 
+def _agreement(snapshot: Snapshot, inputs: dict) -> dict:
+    """Human agreement over the snapshot's rounds (one round, or the campaign when it spans several): the
+    ceiling a reward model trained on this data can be expected to reach. Overall figures only, no annotator
+    names: the manifest travels with the data."""
+    rounds = inputs.get("round_ids") or []
+    report = agreement_report(campaign=snapshot.campaign, round_id=rounds[0] if len(rounds) == 1 else None, n_boot=100)
+    return {key: report[key] for key in ("round", "judgments", "annotators", "items_with_overlap", "outcome", "strength", "ranking")}
+
+
 def _finish(snapshot: Snapshot, content_hash: str, inputs: dict, judgments: int, bias: dict, created_by) -> Snapshot:
     snapshot.content_hash = content_hash
     snapshot.records_count = judgments
@@ -152,6 +162,7 @@ def _finish(snapshot: Snapshot, content_hash: str, inputs: dict, judgments: int,
         "created_by": created_by.get_username() if created_by else None,
         "created_at": timezone.now().isoformat(),
         "bias": bias,
+        "agreement": _agreement(snapshot, inputs),
     }
     snapshot.save(update_fields=["content_hash", "records_count", "manifest"])
     audit_record(action="snapshot.created", actor=created_by, campaign_id=snapshot.campaign_id, object_type="snapshot",

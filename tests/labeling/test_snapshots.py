@@ -152,3 +152,23 @@ def test_commands_create_export_and_reimport(judged, tmp_path):
     with pytest.raises(CommandError) as err:
         call_command("snapshot_export", str(snapshot.pk), "-f", "nope", "-o", str(out))
     assert err.value.returncode == 2
+
+
+def test_manifest_carries_the_human_agreement_ceiling_without_names():
+    from labeling.services.queue import assignment_next, judgment_record
+    from labeling.services.snapshots import snapshot_create
+    from labeling.services.validation import JudgmentInput
+    from tests.factories import CampaignFactory, ItemFactory, member
+
+    campaign = CampaignFactory(overlap=2)
+    for _ in range(6):
+        ItemFactory(campaign=campaign)
+    annotators = [member(campaign, username=f"secret-name-{i}") for i in range(2)]
+    for user in annotators:
+        while (slot := assignment_next(user=user, campaign=campaign)) is not None:
+            judgment_record(user=user, assignment_id=slot.pk, data=JudgmentInput(winner=min(slot.shown_order)))
+    snapshot = snapshot_create(campaign=campaign, created_by=None)
+    agreement = snapshot.manifest["agreement"]
+    assert agreement["judgments"] == 12 and agreement["items_with_overlap"] == 6
+    assert agreement["outcome"]["percent_agreement"]["value"] == 1.0
+    assert "secret-name" not in str(snapshot.manifest)
