@@ -49,6 +49,13 @@ class TrainingRun(models.Model):
         RLOO = "rloo", "RLOO"
         PPO = "ppo", "PPO"
         EVALUATE = "evaluate", "Evaluate"
+        # The model lifecycle around the loop (rlhf.training's lifecycle jobs).
+        PRETRAIN = "pretrain", "Pre-training from scratch"
+        CPT = "cpt", "Continued pre-training"
+        SFT = "sft", "Instruction tuning (SFT)"
+        CLASSIFY = "classify", "Classification head"
+        DISTILL = "distill", "Distillation"
+        MERGE = "merge", "Merge adapters"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -51,9 +51,34 @@ def _base_for(source: str, kind: str) -> BaseModel:
     return found or BaseModel.objects.create(name=f"{kind}:{source}"[:200], source=source, kind=kind)
 
 
+# Lifecycle jobs whose result is a whole model folder (``model_dir`` in their metrics): it becomes a BaseModel
+# that campaigns and later jobs can start from. Adapter-only results stay artifacts of the run.
+MODEL_PRODUCING_KINDS = {
+    TrainingRun.Kind.PRETRAIN: BaseModel.Kind.POLICY,
+    TrainingRun.Kind.CPT: BaseModel.Kind.POLICY,
+    TrainingRun.Kind.SFT: BaseModel.Kind.POLICY,
+    TrainingRun.Kind.DISTILL: BaseModel.Kind.POLICY,
+    TrainingRun.Kind.MERGE: BaseModel.Kind.POLICY,
+    TrainingRun.Kind.CLASSIFY: BaseModel.Kind.REWARD,
+}
+
+
+def _register_model_folder(run: TrainingRun) -> None:
+    model_dir = (run.metrics or {}).get("model_dir")
+    if not model_dir:
+        return
+    base = BaseModel.objects.create(name=f"run{run.pk}-{run.kind}", source=str(model_dir), kind=MODEL_PRODUCING_KINDS[run.kind])
+    run.metrics = {**run.metrics, "base_model": base.pk}
+    run.save(update_fields=["metrics"])
+
+
 def register_outputs(*, run: TrainingRun) -> None:
     """Called inside the transaction that marks ``run`` succeeded (``runs.run_succeed``)."""
     from .runs import POLICY_KINDS, run_dir
+
+    if run.kind in MODEL_PRODUCING_KINDS:
+        _register_model_folder(run)
+        return
 
     if run.kind == TrainingRun.Kind.REWARD:
         backbone = _base_for(run.spec["model"], BaseModel.Kind.REWARD)

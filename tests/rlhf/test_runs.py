@@ -9,7 +9,7 @@ import pytest
 from labeling.errors import Conflict, ValidationError
 from labeling.models import ComparisonItem, Response
 from labeling.services.items import PromptSpec, prompts_create
-from rlhf.models import PolicyVersion, ResponseProvenance, RewardModelVersion, TrainingRun
+from rlhf.models import BaseModel, PolicyVersion, ResponseProvenance, RewardModelVersion, TrainingRun
 from rlhf.services import runs
 from rlhf.services.execution import execute_run
 from rlhf.services.generation import clean_text, generation_run_create, pair_indexes
@@ -167,3 +167,18 @@ def test_uncertain_pairing_scores_samples_with_the_reward_model(storage, tiny_po
     assert len(rewards) == 2 * items.count() and None not in rewards
     with pytest.raises(ValidationError):
         generation_run_create(campaign=campaign, round=rnd, policy=v0, prompts=[], pairing="uncertain")
+
+
+def test_pretraining_run_registers_its_model_as_a_base_model(storage, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"ROMEO: speak line {i} of the play, fair and soft." for i in range(300)), encoding="utf-8")
+    spec = {"train_file": str(corpus), "vocab_size": 300, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+            "max_length": 32, "batch_size": 4, "max_steps": 3, "max_eval_blocks": 2}
+    run = runs.run_create(kind="pretrain", spec=spec)
+    done = execute_run(run.pk)
+    assert done.status == TrainingRun.Status.SUCCEEDED, done.error
+    base = BaseModel.objects.get(pk=done.metrics["base_model"])
+    assert base.kind == BaseModel.Kind.POLICY and base.source == done.metrics["model_dir"]
+    from rlhf.training.models import load_policy
+
+    assert load_policy(base.source).config.num_hidden_layers == 1
