@@ -72,6 +72,23 @@ def _register_model_folder(run: TrainingRun) -> None:
     run.save(update_fields=["metrics"])
 
 
+def _human_ceiling(run: TrainingRun) -> dict | None:
+    """How often people agree on the data the reward model learned from: its held-out accuracy is read against
+    this ceiling, never alone (published human agreement on pairwise preference is only 63-77%)."""
+    if run.campaign is None:
+        return None
+    from labeling.selectors_quality import agreement_report
+
+    report = agreement_report(campaign=run.campaign, round_id=run.round_id, n_boot=100)
+    outcome = report["outcome"]
+    return {
+        "round": run.round_id,
+        "items_with_overlap": report["items_with_overlap"],
+        "percent_agreement": outcome.get("percent_agreement"),
+        "krippendorff_alpha_nominal": outcome.get("krippendorff_alpha_nominal"),
+    }
+
+
 def register_outputs(*, run: TrainingRun) -> None:
     """Called inside the transaction that marks ``run`` succeeded (``runs.run_succeed``)."""
     from .runs import POLICY_KINDS, run_dir
@@ -87,7 +104,7 @@ def register_outputs(*, run: TrainingRun) -> None:
             campaign=run.campaign, backbone=backbone, number=number,
             label=_label(run.campaign, "reward", number, run) if run.campaign else f"reward-run{run.pk}",
             adapter_dir=str(run_dir(run.pk) / "adapter"), model_dir=str(run_dir(run.pk) / "model"),
-            run=run, round=run.round, metrics=run.metrics,
+            run=run, round=run.round, metrics={**run.metrics, "human_agreement": _human_ceiling(run)},
         )
     elif run.kind == TrainingRun.Kind.GENERATE:
         from .generation import register_generation

@@ -99,7 +99,16 @@ def test_cancel_a_queued_run_and_a_running_one(storage, tiny_policy_dir, tmp_pat
 
 
 def test_reward_run_registers_a_reward_model(storage, tiny_reward_dir, tmp_path):
-    campaign = CampaignFactory()
+    from labeling.services.queue import assignment_next, judgment_record
+    from labeling.services.validation import JudgmentInput
+    from tests.factories import ItemFactory, member
+
+    campaign = CampaignFactory(overlap=2)
+    for _ in range(4):
+        ItemFactory(campaign=campaign)
+    for user in (member(campaign), member(campaign)):  # two people who agree on every item
+        while (slot := assignment_next(user=user, campaign=campaign)) is not None:
+            judgment_record(user=user, assignment_id=slot.pk, data=JudgmentInput(winner=min(slot.shown_order)))
     data = _pairs_file(tmp_path / "pairs.jsonl")
     run = runs.run_create(kind="reward", campaign=campaign, spec={
         "model": str(tiny_reward_dir), "train_file": str(data), "eval_file": str(data), "max_steps": 3,
@@ -109,6 +118,8 @@ def test_reward_run_registers_a_reward_model(storage, tiny_reward_dir, tmp_path)
     rm = done.reward_version
     assert rm.number == 1 and (storage / "runs" / str(run.pk) / "model" / "config.json").is_file()
     assert "eval_accuracy_after" in rm.metrics
+    # Its accuracy is always reported beside the human agreement ceiling of the same campaign's data.
+    assert rm.metrics["human_agreement"]["percent_agreement"]["value"] == 1.0
 
 
 def test_generation_run_fills_a_round_with_pairs_and_provenance(storage, tiny_policy_dir):
