@@ -81,6 +81,28 @@ def _run_threads(target, users) -> tuple[int, float]:
     return sum(counts), time.perf_counter() - start
 
 
+def _run_processes(target, users, processes: int) -> tuple[int, float]:
+    """Like production: several server processes (no shared GIL), each with annotator threads of its own."""
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()  # children must not share the parent's socket
+    groups = [users[i::processes] for i in range(processes)]
+    ctx = multiprocessing.get_context("fork")  # fork: the target closures are inherited, not pickled
+    results = ctx.Queue()
+    children = [ctx.Process(target=lambda g=g: results.put(_run_threads(target, g)[0])) for g in groups]
+    start = time.perf_counter()
+    for child in children:
+        child.start()
+    total = sum(results.get(timeout=600) for _ in children)
+    for child in children:
+        child.join()
+    if any(child.exitcode for child in children):
+        raise RuntimeError("a benchmark process failed")
+    return total, time.perf_counter() - start
+
+
 def platform_worker(campaign):
     from labeling.services.queue import assignment_next, judgment_record
     from labeling.services.validation import JudgmentInput
@@ -131,6 +153,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=600)
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--annotators", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=2, help="server processes (threads share one GIL)")
     args = parser.parse_args()
 
     import django
@@ -138,11 +161,12 @@ def main() -> None:
     django.setup()
     _recreate_database()
     campaign, users = _seed(args.items, args.overlap, args.annotators)
-    n_floor, t_floor = _run_threads(floor_worker(args.items * args.overlap), users)
-    n_platform, t_platform = _run_threads(platform_worker(campaign), users)
+    run = (lambda t, u: _run_processes(t, u, args.processes)) if args.processes > 1 else _run_threads
+    n_floor, t_floor = run(floor_worker(args.items * args.overlap), users)
+    n_platform, t_platform = run(platform_worker(campaign), users)
     assert n_platform == args.items * args.overlap, f"platform stored {n_platform} judgments, expected {args.items * args.overlap}"
     floor, platform = n_floor / t_floor, n_platform / t_platform
-    print(f"annotators={args.annotators} items={args.items} overlap={args.overlap} judgments={n_platform}")
+    print(f"annotators={args.annotators} processes={args.processes} items={args.items} overlap={args.overlap} judgments={n_platform}")
     print(f"floor    (lock+update+insert, raw SQL): {floor:8.1f} judgments/s")
     print(f"platform (next + submit services)     : {platform:8.1f} judgments/s")
     print(f"ratio platform/floor: {platform / floor:.2f}")
