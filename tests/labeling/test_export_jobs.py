@@ -5,18 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from labeling.models import AuditEvent, ExportJob, Role
 from labeling.services.snapshots import export_job_create, export_job_run, export_path
+from tests.celery_worker import celery_worker
 from tests.conftest import client_for
 from tests.factories import CampaignFactory, ItemFactory, member
 from tests.labeling.test_snapshots import judge
@@ -24,74 +21,18 @@ from tests.labeling.test_snapshots import judge
 pytestmark = pytest.mark.django_db(transaction=True)
 
 REDIS_URL = os.environ.get("LOOPWISE_GOV_REDIS_URL", "redis://127.0.0.1:6379/13")
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-def _reset_pool(app) -> None:
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
-    app.amqp._producer_pool = None  # it holds the old connection pool
-    import kombu.pools
-
-    kombu.pools.reset()  # and so does kombu's registry of producer pools, keyed by connection
 
 
 @pytest.fixture(params=["redis", "filesystem"])
 def worker(request, tmp_path):
     """A worker on the ``cpu`` queue, and this process's Celery app publishing to the same broker."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the worker shares the PostgreSQL test database")
-    from config.celery import app
-
     storage = tmp_path / "storage"
-    broker = storage / "broker"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "LOOPWISE_STORAGE_DIR": str(storage), "DB_CONN_MAX_AGE": "0"}
-    env.pop("TEST_DATABASE_NAME", None)
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
-    if request.param == "redis":
-        import redis
-
-        try:
-            redis.Redis.from_url(REDIS_URL).flushdb()
-        except redis.exceptions.ConnectionError:
-            pytest.skip(f"no Redis at {REDIS_URL}")
-        env["REDIS_URL"] = REDIS_URL
-        app.conf.broker_url, app.conf.broker_transport_options = REDIS_URL, {}
-    else:
-        env.pop("REDIS_URL", None)  # the embedded default: the filesystem broker under the storage dir
-        for sub in ("out", "processed"):
-            (broker / sub).mkdir(parents=True, exist_ok=True)
-        app.conf.broker_url = "filesystem://"
-        app.conf.broker_transport_options = {"data_folder_in": str(broker / "out"), "data_folder_out": str(broker / "out"),
-                                             "data_folder_processed": str(broker / "processed"),
-                                             "control_folder": str(broker / "control"),
-                                             "polling_interval": 0.2}
-    _reset_pool(app)
     log_path = tmp_path / "worker.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu", "--pool", "solo", "--concurrency", "1", "-l", "info",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    with override_settings(STORAGE_DIR=storage):
+    redis_url = REDIS_URL if request.param == "redis" else None
+    with celery_worker(queues="cpu", storage=storage, log_path=log_path, redis_url=redis_url) as proc, override_settings(
+        STORAGE_DIR=storage
+    ):
         yield request.param, proc, log_path
-    proc.send_signal(signal.SIGQUIT)  # cold shutdown: nothing is running, nothing to wait for
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
-    app.conf.broker_url, app.conf.broker_transport_options = saved
-    _reset_pool(app)
 
 
 def _wait_done(job_id: int, proc, log: Path, timeout: float = 60.0) -> ExportJob:

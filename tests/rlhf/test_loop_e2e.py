@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from labeling.models import Judgment, Response, Round
 from labeling.services.campaigns import campaign_create
@@ -25,58 +22,19 @@ from rlhf.models import LoopIteration, PolicyVersion, ResponseProvenance, Traini
 from rlhf.services.loop import loop_configure, loop_start
 from rlhf.services.registry import base_model_get_or_create
 from rlhf.simulate import SimulatedAnnotator
+from tests.celery_worker import celery_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.training]
 
 REDIS_URL = os.environ.get("LOOPWISE_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
-REPO = Path(__file__).resolve().parents[2]
 WORD = "should"
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.fixture
 def worker(storage, tmp_path):
-    if connection.vendor != "postgresql":
-        pytest.skip("the end-to-end loop runs on PostgreSQL (DATABASE_URL)")
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL).flushdb()  # our own db index: no stale messages from an earlier run
-    except redis.exceptions.ConnectionError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    from config.celery import app
-
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
-    app.conf.broker_url, app.conf.broker_transport_options = REDIS_URL, {}
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
-    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": REDIS_URL, "OMP_NUM_THREADS": "1",
-           "LOOPWISE_STORAGE_DIR": str(storage), "DB_CONN_MAX_AGE": "0"}
-    env.pop("TEST_DATABASE_NAME", None)
-    log = open(tmp_path / "worker.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu", "--pool", "solo",
-         "--concurrency", "1", "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    yield proc, tmp_path / "worker.log"
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
-    app.conf.broker_url, app.conf.broker_transport_options = saved
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    log_path = tmp_path / "worker.log"
+    with celery_worker(queues="cpu,gpu", storage=storage, log_path=log_path, redis_url=REDIS_URL) as proc:
+        yield proc, log_path
 
 
 def _wait(what: str, check, proc, log: Path, timeout: float = 150.0):

@@ -16,8 +16,6 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-REPO = Path(__file__).resolve().parents[3]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @dataclass(frozen=True)
@@ -49,13 +47,9 @@ def tiny(tmp_path_factory) -> Tiny:
 
 
 @pytest.fixture(scope="session")
-def real_data() -> Path:
-    """``../shared/data`` beside the repository: present in CI (never skip there), maybe absent in a clone."""
-    if not SHARED_DATA.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{SHARED_DATA} is missing in CI")
-        pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the repository in CI)")
-    return SHARED_DATA
+def real_data(shared_data) -> Path:
+    """``../shared/data`` (tests/conftest.py's ``shared_data``: never skipped in CI)."""
+    return shared_data
 
 
 @dataclass(frozen=True)
