@@ -1,7 +1,8 @@
 """Training runs: create, enqueue, start, record progress, cancel, finish.
 
 A run's artifacts live under ``settings.STORAGE_DIR / "runs" / <id>``. The worker moves a run
-queued -> running -> succeeded / failed / cancelled; each transition takes the run's row lock
+queued -> running -> succeeded / failed / cancelled (a run left running by a dead worker runs again from its newest
+checkpoint in that folder); each transition takes the run's row lock
 (``locks.run_lock``), so a cancel, a re-delivered task and the worker never disagree. Outputs (a PolicyVersion or
 RewardModelVersion) are registered in the same transaction that marks the run succeeded: a run that fails or is
 cancelled leaves no model behind.
@@ -112,23 +113,52 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
 @transaction.atomic
 def run_start(*, run_id: int, task_id: str = "") -> TrainingRun | None:
     """Claim a run for a worker. None when there is nothing to do: the run is finished (a re-delivered task)
-    or was cancelled before it started. A run found ``running`` is one whose worker died: it starts again
-    (jobs save no mid-run checkpoints, so it restarts from step 0)."""
+    or was cancelled before it started. A run found ``running`` is one whose worker died (the caller makes sure
+    no live worker holds it): it runs again in the same folder, and the job resumes from its newest checkpoint
+    (``rlhf.training.checkpoints``; :func:`run_record_resume` records the step)."""
     run = run_lock(run_id).first()
     if run is None or run.finished:
         return None
     if run.cancel_requested:
         _finish(run, TrainingRun.Status.CANCELLED)
         return None
+    resuming = run.status == TrainingRun.Status.RUNNING
     run.status = TrainingRun.Status.RUNNING
     run.attempts += 1
-    run.started_at = timezone.now()
+    if resuming:
+        # Until the job reports the checkpoint it continues from, this attempt counts as a start from step 0.
+        resumes = [*(run.metrics or {}).get("resumes", []), {"attempt": run.attempts, "from_step": 0,
+                                                               "died_at_step": run.progress_step}]
+        run.metrics = {**(run.metrics or {}), "resumed_from_step": 0, "resumes": resumes}
+        run.log_tail = _append_log(run.log_tail, f"attempt {run.attempts}: the worker of attempt "
+                                                 f"{run.attempts - 1} died at step {run.progress_step}; running again")
+    else:
+        run.started_at = timezone.now()
     run.progress_step = 0
     if task_id:
         run.celery_task_id = task_id
-    run.save(update_fields=["status", "attempts", "started_at", "progress_step", "celery_task_id", "updated_at"])
-    _event(run, "run.started")
+    run.save(update_fields=["status", "attempts", "started_at", "progress_step", "celery_task_id", "metrics",
+                            "log_tail", "updated_at"])
+    _event(run, "run.resumed" if resuming else "run.started")
     return run
+
+
+@transaction.atomic
+def run_record_resume(*, run_id: int, step: int) -> TrainingRun | None:
+    """The job resumed from its checkpoint at ``step``: ``metrics.resumed_from_step`` and the log say so."""
+    run = run_lock(run_id).first()
+    if run is None or run.status != TrainingRun.Status.RUNNING:
+        return run
+    resumes = list((run.metrics or {}).get("resumes") or [{"attempt": run.attempts}])
+    resumes[-1] = {**resumes[-1], "from_step": step}
+    run.metrics = {**(run.metrics or {}), "resumed_from_step": step, "resumes": resumes}
+    run.log_tail = _append_log(run.log_tail, f"attempt {run.attempts}: resumed from the checkpoint at step {step}")
+    run.save(update_fields=["metrics", "log_tail", "updated_at"])
+    return run
+
+
+def _append_log(text: str, line: str) -> str:
+    return ((text + "\n" if text else "") + line)[-LOG_TAIL_CHARS:]
 
 
 def run_record_progress(*, run_id: int, record: dict) -> bool:
@@ -194,7 +224,9 @@ def _finish(run: TrainingRun, status: str, *, metrics: dict | None = None, error
     run.finished_at = timezone.now()
     run.metrics = metrics if metrics is not None else run.metrics
     run.error = error[-LOG_TAIL_CHARS:]
-    run.log_tail = _log_tail(folder, error)
+    # The progress log, then this run's notes about attempts (a worker died, the step it resumed from).
+    notes = "\n".join(line for line in (run.log_tail or "").splitlines() if line.startswith("attempt "))
+    run.log_tail = _log_tail(folder, "\n".join(x for x in (notes, error) if x))
     run.save()
     _event(run, f"run.{status}")
 
@@ -214,7 +246,10 @@ def run_succeed(*, run_id: int, metrics: dict) -> TrainingRun | None:
             return run
         run.artifacts = artifacts
         run.progress_step = max(run.progress_step, run.progress_total)
-        _finish(run, TrainingRun.Status.SUCCEEDED, metrics=json.loads(json.dumps(metrics, default=str)))
+        final = json.loads(json.dumps(metrics, default=str))
+        if (run.metrics or {}).get("resumes"):  # the history of attempts outlives the job's own metrics
+            final = {**final, "resumes": run.metrics["resumes"]}
+        _finish(run, TrainingRun.Status.SUCCEEDED, metrics=final)
         register_outputs(run=run)
     return run
 

@@ -21,7 +21,9 @@ JOB_MODULES.update({"pretrain": "pretrain", "cpt": "cpt", "sft": "sft", "classif
 def run_job(spec: JobSpec, progress: Callable[[dict], None] | None = None) -> dict:
     """Run the job named by ``spec.kind`` and return its metrics (also written to ``output_dir/metrics.json``).
     The run is tracked in ``output_dir/run.json`` (spec, code version, data hashes, lineage, artifacts; see
-    ``tracking.py``)."""
+    ``tracking.py``). A training job resumes from a checkpoint of the same spec left in ``output_dir`` (a worker
+    died mid-run) and removes its checkpoints once it finished (``checkpoints.py``)."""
+    from . import checkpoints
     from .tracking import RunTracker
 
     spec.validate()
@@ -32,6 +34,7 @@ def run_job(spec: JobSpec, progress: Callable[[dict], None] | None = None) -> di
     except BaseException as exc:
         tracker.finish(error=exc)
         raise
+    checkpoints.clear(spec.output_dir)  # the outputs are saved: checkpoints are no artifacts
     tracker.finish(metrics)
     return metrics
 

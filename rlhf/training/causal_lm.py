@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from . import checkpoints
 from .common import Progress, read_jsonl
 
 
@@ -103,7 +104,9 @@ def total_steps(spec, n_blocks: int) -> int:
 def train_blocks(model, blocks: torch.Tensor, spec, device, progress: Progress,
                  eval_blocks: torch.Tensor | None = None) -> list[dict]:
     """Train on shuffled packed blocks for ``total_steps``; returns the loss curve (one row per step, with
-    ``eval_loss`` every ``spec.eval_every`` steps). ``progress`` gets one record per step."""
+    ``eval_loss`` every ``spec.eval_every`` steps). ``progress`` gets one record per step. Every
+    ``spec.checkpoint_every`` steps the trainable weights, optimizer, data order and RNGs are saved; a checkpoint
+    of the same spec in ``output_dir`` is resumed (``checkpoints.py``)."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=spec.lr, betas=(0.9, 0.95), weight_decay=spec.weight_decay)
     steps = total_steps(spec, len(blocks))
@@ -111,10 +114,19 @@ def train_blocks(model, blocks: torch.Tensor, spec, device, progress: Progress,
     gen = torch.Generator().manual_seed(spec.seed)
     order, cursor = torch.randperm(len(blocks), generator=gen), 0
     curve: list[dict] = []
-    progress.start(steps)
+    start, elapsed_before = 0, 0.0
+    resume = checkpoints.find_resume(spec.output_dir, spec)
+    if resume is not None:
+        state = checkpoints.load_state(resume)
+        checkpoints.load_trainable(model, state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        order, cursor, curve, start = state["order"], state["cursor"], state["curve"], state["step"]
+        elapsed_before = curve[-1]["elapsed_s"] if curve else 0.0
+    progress.start(steps, resumed_from=start)
     model.train()
-    t0 = time.monotonic()
-    for step in range(steps):
+    t0 = time.monotonic() - elapsed_before
+    for step in range(start, steps):
         for group in opt.param_groups:
             group["lr"] = spec.lr * lr_at(step, steps, warmup, spec.min_lr_ratio)
         loss_sum = 0.0
@@ -134,6 +146,10 @@ def train_blocks(model, blocks: torch.Tensor, spec, device, progress: Progress,
         if eval_blocks is not None and spec.eval_every and ((step + 1) % spec.eval_every == 0 or step + 1 == steps):
             row["eval_loss"] = blocks_loss(model, eval_blocks, spec.batch_size, device)
         curve.append(row)
+        if checkpoints.due(spec, step + 1, steps):
+            checkpoints.save_state(spec, step + 1, {
+                "model": checkpoints.trainable_state(model), "optimizer": opt.state_dict(),
+                "generator": gen.get_state(), "order": order, "cursor": cursor, "curve": curve})
         progress.record(step + 1, row["loss"], **{k: v for k, v in row.items() if k not in ("step", "loss")})
     return curve
 

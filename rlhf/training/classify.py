@@ -19,6 +19,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from . import checkpoints
 from .adapters import save_trained, trainable_params, wrap
 from .common import (
     Progress,
@@ -103,13 +104,13 @@ def run(spec: ClassifySpec, progress: ProgressFn | None = None) -> dict:
     args = TrainingArguments(**training_fields(spec, device, dtype, total))
     trainer = quiet(Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tok),
                             callbacks=[ProgressCallback(Progress(out, progress))]))
-    trainer.train()
+    resumed = checkpoints.train(trainer, spec)  # from a checkpoint when a worker died mid-run
     loss_first, loss_last = loss_span(trainer.state.log_history)
     after = evaluate_rows(trainer.model, tok, evals, label_ids, spec)
     saved = save_trained(trainer.model, tok, out, spec)
     (out / "labels.json").write_text(json.dumps(labels) + "\n", encoding="utf-8")
 
-    metrics = {"kind": spec.kind, "labels": labels, "trainable_params": trainable, "total_params": total,
+    metrics = {"kind": spec.kind, "resumed_from_step": resumed, "labels": labels, "trainable_params": trainable, "total_params": total,
                "train_rows": len(train), "eval_rows": len(evals), "steps": trainer.state.global_step,
                "loss_first": loss_first, "loss_last": loss_last,
                **{f"{name}_dir": path for name, path in saved.items()}, "device": device.type}

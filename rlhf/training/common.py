@@ -17,6 +17,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.utils import logging as hf_logging
 
+from . import checkpoints
 from .device import pick_device, pick_dtype, trainer_kwargs
 from .specs import JobSpec, TrainSpec, spec_to_dict
 
@@ -72,12 +73,13 @@ def seed_everything(seed: int) -> None:
 
 def start_job(spec: JobSpec) -> tuple[Path, torch.device, torch.dtype]:
     """Validate, create output_dir, save the spec next to the artifacts, pick device/dtype, quiet HF bars (the
-    CLI draws its own)."""
+    CLI draws its own). A checkpoint of the same spec in output_dir is left for the job to resume
+    (``checkpoints.py``)."""
     spec.validate()
     out = Path(spec.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(json.dumps(spec_to_dict(spec), indent=2) + "\n", encoding="utf-8")
-    (out / "progress.jsonl").write_text("", encoding="utf-8")
+    checkpoints.prepare(out, spec)  # progress.jsonl: kept up to a checkpoint being resumed, else emptied
     hf_logging.disable_progress_bar()
     # TRL 1.16 still reads the pre-5.23 `is_gradient_checkpointing` name; the warning is TRL's, not ours.
     warnings.filterwarnings("ignore", message=".*deprecated and will be removed in v6.*", category=FutureWarning)
@@ -100,14 +102,18 @@ class Progress:
 
     def __init__(self, out: Path, fn: ProgressFn | None = None):
         self.path, self.fn = out / "progress.jsonl", fn
-        self.t0, self.total = time.monotonic(), 0
+        self.t0, self.total, self.resumed_from = time.monotonic(), 0, 0
 
-    def start(self, total: int) -> None:
-        self.t0, self.total = time.monotonic(), total
+    def start(self, total: int, resumed_from: int = 0) -> None:
+        """Training starts now (at ``resumed_from`` when a checkpoint was resumed: one record says so, and the
+        rate counts only the steps trained since)."""
+        self.t0, self.total, self.resumed_from = time.monotonic(), total, resumed_from
+        if resumed_from:
+            self.record(resumed_from, None, resumed_from_step=resumed_from)
 
     def record(self, step: int, loss: float | None, **extra: Any) -> dict:
         elapsed = time.monotonic() - self.t0
-        rate = step / elapsed if elapsed > 0 else 0.0
+        rate = (step - self.resumed_from) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - step) / rate if rate > 0 and self.total else None
         rec = {"step": step, "total": self.total, "loss": loss, "steps_per_s": round(rate, 4),
                "eta_s": None if eta is None else round(eta, 1), **extra}
@@ -125,7 +131,8 @@ class ProgressCallback(TrainerCallback):
         self.progress = progress
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.progress.start(state.max_steps)
+        # On a resumed run the state was loaded from the checkpoint: global_step is where it continues.
+        self.progress.start(state.max_steps, resumed_from=state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
@@ -146,8 +153,9 @@ def lora_config(spec: TrainSpec, task_type: str, modules_to_save: list[str] | No
 
 
 def training_fields(spec: TrainSpec, device: torch.device, dtype: torch.dtype, n_params: int) -> dict:
-    """TrainingArguments fields common to the TRL jobs. Checkpoints are off: jobs are short and the adapter is
-    saved at the end; TRL's own bars and reporters are off: progress goes through ProgressCallback."""
+    """TrainingArguments fields common to the TRL jobs. Checkpoints every ``checkpoint_every`` steps into
+    output_dir (``checkpoints.py``: resumed by ``checkpoints.train``); TRL's own bars and reporters are off:
+    progress goes through ProgressCallback."""
     return {
         "output_dir": spec.output_dir,
         "seed": spec.seed,
@@ -161,7 +169,7 @@ def training_fields(spec: TrainSpec, device: torch.device, dtype: torch.dtype, n
         "warmup_steps": spec.warmup_ratio,  # a float in [0, 1) is a ratio in transformers 5
         "weight_decay": spec.weight_decay,
         "logging_steps": 1,
-        "save_strategy": "no",
+        **checkpoints.trainer_fields(spec),
         "eval_strategy": "no",
         "report_to": "none",
         "disable_tqdm": True,

@@ -40,7 +40,8 @@ def run(spec: CPTSpec, progress: ProgressFn | None = None) -> dict:
 
     model = wrap(base, spec, "CAUSAL_LM", adapter=spec.adapter).to(device)
     trainable, total = trainable_params(model)
-    curve = train_blocks(model, blocks, spec, device, Progress(out, progress), eval_blocks)
+    tracker = Progress(out, progress)
+    curve = train_blocks(model, blocks, spec, device, tracker, eval_blocks)
     after = {"eval_perplexity_after": perplexity_of(model, eval_blocks, bs, device)}
     if general is not None:
         after["general_perplexity_after"] = perplexity_of(model, general, bs, device)
@@ -50,6 +51,7 @@ def run(spec: CPTSpec, progress: ProgressFn | None = None) -> dict:
     k = max(1, len(curve) // 10)
     return write_metrics(out, {
         "kind": spec.kind,
+        "resumed_from_step": tracker.resumed_from,
         "peft": spec.peft,
         "trainable_params": trainable,
         "total_params": total,

@@ -17,6 +17,7 @@ import torch
 from datasets import Dataset
 from trl import DistillationConfig, DistillationTrainer
 
+from . import checkpoints
 from .adapters import save_trained, trainable_params, wrap
 from .common import (
     Progress,
@@ -110,14 +111,14 @@ def run(spec: DistillSpec, progress: ProgressFn | None = None) -> dict:
     trainer = quiet(DistillationTrainer(model=student, teacher_model=teacher, args=args, processing_class=tok,
                                         train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
                                         callbacks=[ProgressCallback(Progress(out, progress))]))
-    trainer.train()
+    resumed = checkpoints.train(trainer, spec)  # from a checkpoint when a worker died mid-run
     loss_first, loss_last = loss_span(trainer.state.log_history)
     after = compare(teacher, trainer.model, tok, eval_prompts, teacher_answers, reward_fn, spec, device)
     tok.padding_side = "right"
     saved = save_trained(trainer.model, tok, out, adapt)
 
     return write_metrics(out, {
-        "kind": spec.kind, "student_params": total, "student_trainable_params": trainable,
+        "kind": spec.kind, "resumed_from_step": resumed, "student_params": total, "student_trainable_params": trainable,
         "teacher_params": sum(p.numel() for p in teacher.parameters()), "prompts": len(prompts),
         "eval_prompts": len(eval_prompts), "steps": trainer.state.global_step, "loss_first": loss_first,
         "loss_last": loss_last, **{f"{k}_before": v for k, v in before.items()},

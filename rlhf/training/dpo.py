@@ -12,6 +12,7 @@ from __future__ import annotations
 from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
+from . import checkpoints
 from .common import (
     Progress,
     ProgressCallback,
@@ -56,14 +57,14 @@ def run(spec: DPOSpec, progress: ProgressFn | None = None) -> dict:
         callbacks=[ProgressCallback(Progress(out, progress))],
     ))
     dropped = len(train_rows) - len(trainer.train_dataset)
-    trainer.train()
+    resumed = checkpoints.train(trainer, spec)  # from a checkpoint when a worker died mid-run
     loss_first, loss_last = loss_span(trainer.state.log_history)
     after = preference_eval(trainer.model, tok, eval_rows, spec.beta, eval_bs, spec.max_length)
     trainer.model.save_pretrained(out / "adapter", selected_adapters=["default"])
     tok.save_pretrained(out / "adapter")
 
     metrics = {
-        "kind": spec.kind,
+        "kind": spec.kind, "resumed_from_step": resumed,
         "train_pairs": len(train_rows),
         "train_pairs_shortened": cut_train,
         "train_pairs_dropped_by_trainer": dropped,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datasets import Dataset
 
+from . import checkpoints
 from .common import (
     Progress,
     ProgressCallback,
@@ -69,14 +70,14 @@ def run_group(spec: GRPOSpec | RLOOSpec, trainer_cls, config_cls, progress: Prog
         processing_class=tok, peft_config=lora_config(spec, "CAUSAL_LM"),
         callbacks=[ProgressCallback(Progress(out, progress))],
     ))
-    trainer.train()
+    resumed = checkpoints.train(trainer, spec)  # from a checkpoint when a worker died mid-run
     trainer.model.save_pretrained(out / "adapter", selected_adapters=["default"])
     tok.save_pretrained(out / "adapter")
     history = trainer.state.log_history
     loss_first, loss_last = loss_span(history)
     reward_first, reward_last = span(history, "reward")
     return write_metrics(out, {
-        "kind": spec.kind, "prompts": len(prompts), "prompts_shortened": cut, "steps": trainer.state.global_step,
+        "kind": spec.kind, "resumed_from_step": resumed, "prompts": len(prompts), "prompts_shortened": cut, "steps": trainer.state.global_step,
         "loss_first": loss_first, "loss_last": loss_last, "reward_first": reward_first, "reward_last": reward_last,
         "device": device.type, "dtype": str(dtype).removeprefix("torch."),
     })

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import checkpoints
 from .common import Progress, ProgressFn, lora_config, read_prompts, start_job, write_metrics
 from .generate import encode_prompts, left_pad
 from .models import load_policy, load_tokenizer
@@ -134,7 +135,9 @@ def ppo_loss(model, head, ro: Rollout, idx: torch.Tensor, spec: PPOSpec) -> tupl
 
 
 def update(model, head, optimizer, ro: Rollout, spec: PPOSpec, gen: torch.Generator) -> dict:
-    model.train()
+    # Dropout stays off, as in the rollout: with LoRA (or model) dropout on here, the ratio pi / pi_old would be
+    # off 1 before the first step (dropout noise, not learning) and tokens would hit the clip for nothing.
+    model.eval()
     n = ro.ids.shape[0]
     totals: dict[str, float] = {}
     count = 0
@@ -172,9 +175,19 @@ def run(spec: PPOSpec, progress: ProgressFn | None = None) -> dict:
     total = spec.max_steps if spec.max_steps > 0 else math.ceil(spec.epochs * per_epoch)
     gen, rng = torch.Generator().manual_seed(spec.seed), random.Random(spec.seed)
     tracker, history = Progress(out, progress), []
-    tracker.start(total)
     order: list[int] = []
-    for step in range(1, total + 1):
+    start = 0
+    resume = checkpoints.find_resume(out, spec)
+    if resume is not None:  # a worker died mid-run: continue from its last checkpoint
+        state = checkpoints.load_state(resume)
+        checkpoints.load_trainable(model, state["model"])
+        head.load_state_dict(state["value_head"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        rng.setstate(state["order_rng"])
+        order, history, start = state["order"], state["history"], state["step"]
+    tracker.start(total, resumed_from=start)
+    for step in range(start + 1, total + 1):
         while len(order) < spec.rollout_batch_size:  # reshuffle the prompts each pass
             order += rng.sample(range(len(prompts)), len(prompts))
         batch, order = order[: spec.rollout_batch_size], order[spec.rollout_batch_size :]
@@ -183,14 +196,19 @@ def run(spec: PPOSpec, progress: ProgressFn | None = None) -> dict:
         stats = update(model, head, optimizer, ro, spec, gen)
         rec = {"score": ro.scores.mean().item(), "kl": ro.kl.mean().item(),
                "response_length": ro.resp_mask.sum(-1).mean().item(), **stats}
-        history.append(rec)
+        history.append(dict(rec))
+        if checkpoints.due(spec, step, total):
+            checkpoints.save_state(spec, step, {
+                "model": checkpoints.trainable_state(model), "value_head": head.state_dict(),
+                "optimizer": optimizer.state_dict(), "generator": gen.get_state(), "order_rng": rng.getstate(),
+                "order": order, "history": history})
         tracker.record(step, rec.pop("loss"), **rec)
     model.save_pretrained(out / "adapter")
     tok.save_pretrained(out / "adapter")
     torch.save(head.state_dict(), out / "value_head.pt")
     k = max(1, len(history) // 4)
     return write_metrics(out, {
-        "kind": spec.kind, "prompts": len(prompts), "steps": total,
+        "kind": spec.kind, "resumed_from_step": start, "prompts": len(prompts), "steps": total,
         "score_first": sum(h["score"] for h in history[:k]) / k,
         "score_last": sum(h["score"] for h in history[-k:]) / k,
         "kl_last": history[-1]["kl"], "device": device.type, "dtype": str(dtype).removeprefix("torch."),

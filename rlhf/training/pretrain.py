@@ -78,7 +78,8 @@ def run(spec: PretrainSpec, progress: ProgressFn | None = None) -> dict:
 
     model = build_model(spec, tok).to(device=device, dtype=dtype)
     ppl_before = perplexity_of(model, eval_blocks, spec.batch_size, device)
-    curve = train_blocks(model, blocks, spec, device, Progress(out, progress), eval_blocks)
+    tracker = Progress(out, progress)
+    curve = train_blocks(model, blocks, spec, device, tracker, eval_blocks)
     ppl_after = perplexity_of(model, eval_blocks, spec.batch_size, device)
     write_curve(out, curve)
     model.save_pretrained(out / "model")
@@ -87,6 +88,7 @@ def run(spec: PretrainSpec, progress: ProgressFn | None = None) -> dict:
     k = max(1, len(curve) // 10)
     return write_metrics(out, {
         "kind": spec.kind,
+        "resumed_from_step": tracker.resumed_from,
         "params": count_params(model),
         "vocab_size": len(tok),
         "train_tokens": int(len(train_ids)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datasets import Dataset
 from trl import RewardConfig, RewardTrainer
 
+from . import checkpoints
 from .common import (
     Progress,
     ProgressCallback,
@@ -57,7 +58,7 @@ def run(spec: RewardSpec, progress: ProgressFn | None = None) -> dict:
         callbacks=[ProgressCallback(Progress(out, progress))],
     ))
     dropped = len(train_rows) - len(trainer.train_dataset)  # should be 0: we fit pairs ourselves
-    trainer.train()
+    resumed = checkpoints.train(trainer, spec)  # from a checkpoint when a worker died mid-run
     loss_first, loss_last = loss_span(trainer.state.log_history)
 
     peft_model = trainer.model
@@ -70,7 +71,7 @@ def run(spec: RewardSpec, progress: ProgressFn | None = None) -> dict:
         tok.save_pretrained(out / "model")
 
     return write_metrics(out, {
-        "kind": spec.kind,
+        "kind": spec.kind, "resumed_from_step": resumed,
         "train_pairs": len(train_rows),
         "train_pairs_shortened": cut_train,
         "train_pairs_dropped_by_trainer": dropped,

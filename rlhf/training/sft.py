@@ -20,6 +20,7 @@ from pathlib import Path
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
+from . import checkpoints
 from .adapters import save_trained, trainable_params, wrap
 from .common import (
     Progress,
@@ -155,12 +156,12 @@ def run(spec: SFTSpec, progress: ProgressFn | None = None) -> dict:
     trainer = quiet(SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                                callbacks=[ProgressCallback(Progress(out, progress))]))
     masked = masked_share(trainer.train_dataset)
-    trainer.train()
+    resumed = checkpoints.train(trainer, spec)  # from a checkpoint when a worker died mid-run
     loss_first, loss_last = loss_span(trainer.state.log_history)
     after = evaluate_model(trainer.model, tok, spec, eval_rows, general, device)
     saved = save_trained(trainer.model, tok, out, spec)
 
-    metrics = {"kind": spec.kind, "peft": spec.peft, "trainable_params": trainable, "total_params": total,
+    metrics = {"kind": spec.kind, "resumed_from_step": resumed, "peft": spec.peft, "trainable_params": trainable, "total_params": total,
                "train_rows": len(rows), "rows_per_dataset": counts, "prompt_token_share_masked": masked,
                "steps": trainer.state.global_step, "loss_first": loss_first, "loss_last": loss_last,
                **{f"{k}_before": v for k, v in before.items()}, **{f"{k}_after": v for k, v in after.items()},

@@ -91,6 +91,9 @@ class TrainSpec(JobSpec):
     weight_decay: float = 0.0
     max_train_rows: int | None = None  # take the first N rows of the train file (smoke runs, slices)
     lora: LoraSpec = field(default_factory=LoraSpec)
+    # Save a checkpoint into output_dir every N optimizer steps (0: never); a job started again on the same spec
+    # and folder (e.g. after its worker died) resumes from the newest one. The last 2 are kept; see checkpoints.py.
+    checkpoint_every: int = 50
 
     def validate(self) -> None:
         super().validate()
@@ -101,6 +104,7 @@ class TrainSpec(JobSpec):
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         _check(self.max_train_rows is None or self.max_train_rows >= 1, "max_train_rows", "must be >= 1")
+        _check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: no checkpoints)")
         self.lora.validate()
 
 

@@ -92,8 +92,10 @@ def test_two_rounds_of_the_loop_move_the_policy_toward_the_annotator(worker, tin
     round1.refresh_from_db()
     assert round1.status == Round.Status.CLOSED
 
-    iteration = LoopIteration.objects.get(round=round1)
-    assert iteration.stage == LoopIteration.Stage.DONE and iteration.next_round_id == round2.pk
+    # The generate run commits round 2's items; the loop step marks the iteration done just after it.
+    iteration = _wait("iteration done", lambda: LoopIteration.objects.filter(
+        round=round1, stage=LoopIteration.Stage.DONE).first(), proc, log)
+    assert iteration.next_round_id == round2.pk
     new = iteration.policy
     assert new.parent.number == 0 and new.promoted and new.round_id == round1.pk
     assert new.run.status == TrainingRun.Status.SUCCEEDED and new.run.data_sha256 == iteration.data_sha256
