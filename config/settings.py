@@ -199,6 +199,7 @@ SPECTACULAR_SETTINGS = {
         "BaseModelKindEnum": "rlhf.models.BaseModel.Kind",
         "TrainingRunKindEnum": "rlhf.models.TrainingRun.Kind",
         "TrainingRunStatusEnum": "rlhf.models.TrainingRun.Status",
+        "HumanEvaluationStatusEnum": "rlhf.models.HumanEvaluation.Status",
     },
 }
 

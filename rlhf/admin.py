@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from .models import (
     BaseModel,
+    HumanEvaluation,
     LoopConfig,
     LoopIteration,
     PolicyVersion,
@@ -57,3 +58,11 @@ class LoopIterationAdmin(admin.ModelAdmin):
     list_filter = ("stage",)
     raw_id_fields = ("campaign", "round", "parent_policy", "reward_run", "train_run", "eval_run", "generate_run",
                      "policy", "next_round")
+
+
+@admin.register(HumanEvaluation)
+class HumanEvaluationAdmin(admin.ModelAdmin):
+    list_display = ("id", "campaign", "round", "model_a", "model_b", "status", "items_count", "created_at")
+    list_filter = ("status",)
+    readonly_fields = ("prompt_ids", "generation", "error", "created_at")
+    raw_id_fields = ("campaign", "round", "model_a", "model_b", "run_a", "run_b", "created_by")

@@ -1,6 +1,7 @@
 """Celery tasks. They take ids, never objects; they are idempotent (a re-delivered task for a finished run or
 a finished step does nothing), acknowledged late (``CELERY_TASK_ACKS_LATE``: a worker that dies mid-task leaves
-the message to be delivered again, and the step runs its linked run again), and cancellable (a run's progress
+the message to be delivered again, and the run resumes from its newest checkpoint; a delivery while another live
+worker still runs it waits for that worker, then does nothing), and cancellable (a run's progress
 callback sees ``cancel_requested`` and stops the job at its next step).
 
 Names matter: ``rlhf.tasks.gpu_*`` go to the ``gpu`` queue (``CELERY_TASK_ROUTES``), the rest to ``cpu``.
@@ -12,7 +13,8 @@ from celery import shared_task
 
 @shared_task(name="rlhf.tasks.gpu_run", bind=True, acks_late=True)
 def gpu_run(self, run_id: int) -> str:
-    """Run one TrainingRun (any kind) to the end."""
+    """Run one TrainingRun (any kind) to the end; a run left running by a dead worker resumes from its newest
+    checkpoint (``services.execution``)."""
     from .services.execution import execute_run
 
     run = execute_run(run_id, task_id=self.request.id or "")
@@ -52,3 +54,13 @@ def gpu_loop_step(iteration_id: int, stage: str) -> str | None:
 
     it = STEPS[stage](iteration_id=iteration_id)
     return it.stage if it else None
+
+
+@shared_task(name="rlhf.tasks.gpu_human_eval", acks_late=True)
+def gpu_human_eval(human_eval_id: int) -> str | None:
+    """A human evaluation's two generate runs (GPU queue), then its comparison items. A re-delivered task
+    skips what is done."""
+    from .services.human_eval import human_eval_generate
+
+    he = human_eval_generate(human_eval_id=human_eval_id)
+    return he.status if he else None

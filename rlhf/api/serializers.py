@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from ..models import BaseModel, LoopConfig, LoopIteration, PolicyVersion, RewardModelVersion, TrainingRun
+from ..models import (
+    BaseModel,
+    HumanEvaluation,
+    LoopConfig,
+    LoopIteration,
+    PolicyVersion,
+    RewardModelVersion,
+    TrainingRun,
+)
 
 
 class BaseModelOut(serializers.ModelSerializer):
@@ -99,3 +107,50 @@ class IterationOut(serializers.ModelSerializer):
 class StepIn(serializers.Serializer):
     round = serializers.IntegerField(required=False)
     iteration = serializers.IntegerField(required=False)
+
+
+class HumanEvalIn(serializers.Serializer):
+    """Each side is a policy version of the campaign (``model_a``) or a registered base model
+    (``base_model_a``): exactly one of the two."""
+
+    model_a = serializers.IntegerField(required=False, allow_null=True)
+    base_model_a = serializers.IntegerField(required=False, allow_null=True)
+    model_b = serializers.IntegerField(required=False, allow_null=True)
+    base_model_b = serializers.IntegerField(required=False, allow_null=True)
+    prompt_ids = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False,
+                                       max_length=5000)
+    n_prompts = serializers.IntegerField(required=False, min_value=1)
+    seed = serializers.IntegerField(required=False, min_value=0, default=0)
+    generation = serializers.DictField(required=False)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    def validate(self, attrs: dict) -> dict:
+        for side in ("a", "b"):
+            given = [f for f in (f"model_{side}", f"base_model_{side}") if attrs.get(f) is not None]
+            if len(given) != 1:
+                raise serializers.ValidationError(
+                    {f"model_{side}": f"give exactly one of model_{side} (policy version id) or base_model_{side}"})
+        if attrs.get("prompt_ids") and attrs.get("n_prompts"):
+            raise serializers.ValidationError({"prompt_ids": "give prompt_ids or n_prompts, not both"})
+        return attrs
+
+
+class HumanEvalOut(serializers.ModelSerializer):
+    model_a_label = serializers.CharField(source="model_a.label")
+    model_b_label = serializers.CharField(source="model_b.label")
+
+    class Meta:
+        model = HumanEvaluation
+        fields = ["id", "campaign", "round", "model_a", "model_a_label", "model_b", "model_b_label", "run_a",
+                  "run_b", "prompts_count", "items_count", "identical", "generation", "status", "error",
+                  "created_at"]
+
+
+class HumanEvalDetailOut(HumanEvalOut):
+    result = serializers.SerializerMethodField()
+
+    class Meta(HumanEvalOut.Meta):
+        fields = [*HumanEvalOut.Meta.fields, "result"]
+
+    def get_result(self, obj) -> dict:
+        return self.context["result"]

@@ -18,4 +18,7 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/loop/status/", views.LoopStatusView.as_view(), name="loop-status"),
     path("campaigns/<int:campaign_id>/loop/start/", views.LoopStartView.as_view(), name="loop-start"),
     path("campaigns/<int:campaign_id>/loop/step/", views.LoopStepView.as_view(), name="loop-step"),
+    path("campaigns/<int:campaign_id>/human-evals/", views.HumanEvalListView.as_view(), name="human-evals"),
+    path("campaigns/<int:campaign_id>/human-evals/<int:human_eval_id>/", views.HumanEvalDetailView.as_view(),
+         name="human-eval"),
 ]

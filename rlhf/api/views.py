@@ -15,8 +15,8 @@ from labeling.models import Role
 
 from .. import selectors
 from ..models import LoopIteration
+from ..services import human_eval, registry, runs
 from ..services import loop as loop_services
-from ..services import registry, runs
 from . import serializers as s
 
 ADMIN = [Role.ADMIN]
@@ -199,3 +199,52 @@ class LoopStepView(APIView):
                 raise NotFound(f"iteration {data.validated_data['iteration']} not found")
         result = loop_services.loop_step_now(campaign=campaign, round=rnd, iteration=iteration)
         return Response(result, status=status.HTTP_202_ACCEPTED)
+
+
+def _eval_side(campaign, data: dict, side: str):
+    """The side's PolicyVersion (of this campaign: another campaign's is not found) or registered BaseModel."""
+    if data.get(f"model_{side}") is not None:
+        policy = selectors.policy_list(campaign=campaign).filter(pk=data[f"model_{side}"]).first()
+        if policy is None:
+            raise NotFound(f"policy {data[f'model_{side}']} not found in campaign {campaign.pk}")
+        return policy
+    base = selectors.base_model_list().filter(pk=data[f"base_model_{side}"]).first()
+    if base is None:
+        raise NotFound(f"base model {data[f'base_model_{side}']} not found")
+    return base
+
+
+class HumanEvalListView(APIView):
+    """Human evaluations of a campaign: model B against model A on held-out prompts, judged in a new round."""
+
+    @extend_schema(responses=s.HumanEvalOut(many=True))
+    def get(self, request: Request, campaign_id: int) -> Response:
+        campaign = _campaign(request, campaign_id, READERS)
+        return _page(request, self, human_eval.human_eval_list(campaign=campaign), s.HumanEvalOut)
+
+    @extend_schema(request=s.HumanEvalIn, responses={201: s.HumanEvalOut})
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign = _campaign(request, campaign_id, ADMIN)
+        data = s.HumanEvalIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        he = human_eval.human_eval_create(
+            campaign=campaign, model_a=_eval_side(campaign, v, "a"), model_b=_eval_side(campaign, v, "b"),
+            prompts=v.get("prompt_ids") or v.get("n_prompts"), seed=v["seed"], generation=v.get("generation"),
+            name=v.get("name", ""), created_by=request.user,
+        )
+        return Response(s.HumanEvalOut(he).data, status=status.HTTP_201_CREATED)
+
+
+class HumanEvalDetailView(APIView):
+    """One evaluation with its result: win-rate of B over A, bootstrap 95% CI, counts, per annotator.
+    ``?both_bad=exclude`` (default) or ``tie``."""
+
+    @extend_schema(responses=s.HumanEvalDetailOut)
+    def get(self, request: Request, campaign_id: int, human_eval_id: int) -> Response:
+        campaign = _campaign(request, campaign_id, READERS)
+        he = human_eval.human_eval_get(campaign=campaign, human_eval_id=human_eval_id)
+        if he is None:
+            raise NotFound(f"human evaluation {human_eval_id} not found in campaign {campaign.pk}")
+        result = human_eval.human_eval_result(human_eval=he, both_bad=request.query_params.get("both_bad", "exclude"))
+        return Response(s.HumanEvalDetailOut(he, context={"result": result}).data)

@@ -100,6 +100,7 @@ class Mirrors:
     def __init__(self, run_id: str, kind: str, spec_dict: dict):
         self.status: dict[str, str] = {}
         self.mlflow = self.tb = None
+        self.last_step = 0
         if os.environ.get("MLFLOW_TRACKING_URI"):
             try:
                 import mlflow
@@ -121,11 +122,13 @@ class Mirrors:
     def log(self, rec: dict) -> None:
         numbers = {k: v for k, v in rec.items() if isinstance(v, int | float) and not isinstance(v, bool)
                    and k not in ("step", "total")}
+        step = int(rec.get("step") or 0)
+        self.last_step = max(self.last_step, step)
         if self.mlflow is not None:
-            self.mlflow.log_metrics(numbers, step=int(rec.get("step", 0)))
+            self.mlflow.log_metrics(numbers, step=step)
         if self.tb is not None:
             for k, v in numbers.items():
-                self.tb.add_scalar(k, v, int(rec.get("step", 0)))
+                self.tb.add_scalar(k, v, step)
 
     def close(self, metrics: dict | None, failed: bool) -> None:
         final = {k: v for k, v in (metrics or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)}
@@ -133,6 +136,10 @@ class Mirrors:
             self.mlflow.log_metrics(final)
             self.mlflow.end_run(status="FAILED" if failed else "FINISHED")
         if self.tb is not None:
+            # Final metrics (held-out accuracy, perplexity after, ...) under "final/", at the last step, so they
+            # sit beside the curves instead of only in metrics.json.
+            for k, v in final.items():
+                self.tb.add_scalar(f"final/{k}", v, self.last_step)
             self.tb.flush()
             self.tb.close()
 
