@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import views, views_runs
 from .security import with_csp
 
 app_name = "frontend"
@@ -25,5 +25,9 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/import/", views.imports, name="imports"),
     path("campaigns/<int:campaign_id>/export/", views.export, name="export"),
     path("campaigns/<int:campaign_id>/bias/", views.bias, name="bias"),
+    path("campaigns/<int:campaign_id>/runs/", views_runs.runs, name="runs"),
+    path("campaigns/<int:campaign_id>/runs/data/", views_runs.runs_data, name="runs-data"),
+    path("campaigns/<int:campaign_id>/runs/compare/", views_runs.runs_compare, name="runs-compare"),
+    path("campaigns/<int:campaign_id>/runs/<int:run_id>/", views_runs.run_detail, name="run"),
     path("preview/markdown/", views.markdown_preview, name="markdown-preview"),
 ]

@@ -26,6 +26,7 @@ from labeling.services import campaigns as campaign_services
 
 from . import forms
 from . import selectors as fsel
+from . import selectors_runs as runsel
 from .security import with_csp
 
 ADMIN = [Role.ADMIN]
@@ -179,8 +180,11 @@ def dashboard(request, campaign):
         "data_url": reverse("frontend:dashboard-data", args=[campaign.pk]),
         "ws_path": f"/ws/campaigns/{campaign.pk}/",
         "initial": fsel.dashboard_numbers(campaign=campaign),
+        "runs_data_url": reverse("frontend:runs-data", args=[campaign.pk]) + "?panel=1",
     }
-    return _render(request, "dashboard.html", campaign, page=page)
+    training = runsel.training_panel(campaign=campaign)
+    return _render(request, "dashboard.html", campaign, page=page, runs=training["runs"], loop=training["loop"],
+                   reward_models=runsel.reward_model_rows(campaign=campaign)[:5])
 
 
 @require_GET

@@ -129,3 +129,28 @@ def login(page, username, password=PASSWORD, next_path="/"):
 def screenshot(page, name, full_page=False):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+# --- training runs ------------------------------------------------------------------------------------
+def make_run(campaign, kind="dpo", *, history=(), metrics=None, finish=True, policy=None, model="tiny-model",
+             **spec):
+    """A TrainingRun taken through the services the way a worker does (create, start, progress, succeed),
+    without training: ``history`` is [(step, loss, extra dict)] written by the jobs' own progress writer
+    (``rlhf.training.common.Progress``: progress.jsonl) and recorded on the run. ``finish`` registers its
+    output (a policy or reward model version) with ``metrics``."""
+    from rlhf.services import runs as run_services
+    from rlhf.training.common import Progress
+
+    spec = {"model": model, "train_file": "pairs.jsonl", **spec}
+    run = run_services.run_create(kind=kind, spec=spec, campaign=campaign, policy=policy)
+    run_services.run_start(run_id=run.pk, task_id=f"test-{run.pk}")
+    folder = run_services.run_dir(run.pk)
+    folder.mkdir(parents=True, exist_ok=True)
+    progress = Progress(folder, lambda rec: run_services.run_record_progress(run_id=run.pk, record=rec))
+    progress.start(max((h[0] for h in history), default=0))
+    for step, loss, *extra in history:
+        progress.record(step, loss, **(extra[0] if extra else {}))
+    if finish:
+        run_services.run_succeed(run_id=run.pk, metrics=metrics or {})
+    run.refresh_from_db()
+    return run

@@ -3,6 +3,7 @@
 // trying to reconnect.
 import { barChart, cumulativeChart } from "./charts.js";
 import { getJSON, pageData } from "./http.js";
+import { applyProgress, applyRuns } from "./training.js";
 
 const page = pageData();
 const live = document.getElementById("live");
@@ -33,7 +34,11 @@ function render(data) {
 
 async function refresh() {
   try {
-    render(await getJSON(page.data_url));
+    // The training panel's data failing must not stop the judging numbers (and the other way round).
+    const [data, training] = await Promise.all([getJSON(page.data_url), getJSON(page.runs_data_url).catch(() => null)]);
+    render(data);
+    // A run that joined the panel (a new one, or the active set changed) needs its row: say so.
+    if (training && applyRuns(training).length) document.getElementById("new-runs").hidden = false;
   } catch (err) {
     setMode(live.dataset.mode, `update failed: ${err.message}`);
   }
@@ -73,7 +78,14 @@ function connect() {
     setMode("live");
     refresh(); // catch up on whatever happened while disconnected
   });
-  socket.addEventListener("message", refreshSoon);
+  socket.addEventListener("message", (e) => {
+    // Training progress arrives every half second while a run trains: it updates its row in place rather
+    // than re-reading the whole dashboard.
+    let message = {};
+    try { message = JSON.parse(e.data); } catch { /* not ours: refresh anyway */ }
+    if (message.event === "run.progress" && applyProgress(message.payload)) return;
+    refreshSoon();
+  });
   socket.addEventListener("close", () => {
     startPolling();
     setTimeout(connect, retryMs);
