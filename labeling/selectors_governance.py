@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from itertools import islice
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from .errors import NotFound
@@ -37,6 +41,7 @@ FILTER_KEYS = {"sources": list, "kinds": list, "annotator_ids": list, "exclude_t
                "exclude_both_bad": bool, "min_strength": int}
 
 
+@lru_cache(maxsize=4096)  # a few annotators, a million judgments: one HMAC each, not one per row
 def annotator_pseudonym(key: str, user_id: int | None) -> str | None:
     if user_id is None:
         return None
@@ -53,19 +58,49 @@ ROW_FIELDS = (
 )
 RESPONSE_FIELDS = ("item_id", "response_id", "response__text", "response__model_name", "response__generation_params",
                    "response__metadata", "response__content_hash")
+# The JSONField columns among them: the only values that need converting (Django's loader hands jsonb over
+# as text; its JSONField.from_db_value is json.loads, done here directly).
+JSON_FIELDS = frozenset({"item__metadata", "item__prompt__messages", "item__prompt__metadata", "ranking",
+                         "shown_order", "response__generation_params", "response__metadata"})
 CHUNK = 2000
+_JSON = json.JSONDecoder()
 
 
-def judgment_rows(qs: QuerySet[Judgment], *extra: str) -> Iterator[tuple[dict, list[dict]]]:
+def _plain_chunks(qs: QuerySet, names: tuple[str, ...], *, server_side: bool = True,
+                  size: int = CHUNK) -> Iterator[list[dict]]:
+    """``qs.values(*names)`` a chunk at a time (from a server-side cursor unless told otherwise), without
+    Django's per-row converter machinery (it cost more than building the records): the SQL is Django's own,
+    and JSON columns are decoded here, so the dicts are the ones ``values()`` gives."""
+    connection = connections[qs.db]
+    if connection.vendor != "postgresql":  # elsewhere (SQLite demo) dates need Django's converters
+        rows = qs.values(*names).iterator(chunk_size=size)
+        while chunk := list(islice(rows, size)):
+            yield chunk
+        return
+    sql, params = qs.values_list(*names).query.get_compiler(using=qs.db).as_sql()
+    decode = [name for name in names if name in JSON_FIELDS]
+    loads = _JSON.raw_decode  # jsonb text never starts with whitespace, which is all json.loads adds
+    with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(size):
+            rows = [dict(zip(names, values, strict=True)) for values in batch]
+            for row in rows:
+                for name in decode:
+                    if (value := row[name]) is not None:
+                        row[name] = loads(value)[0]
+            yield rows
+
+
+def judgment_rows(qs: QuerySet[Judgment], *extra: str, chunk: int = CHUNK) -> Iterator[tuple[dict, list[dict]]]:
     """``(judgment row, its item's response rows in canonical order)`` for ``qs`` in its order, streamed from
-    a server-side cursor a chunk at a time: one query for the chunk's responses, memory flat."""
-    rows = qs.values(*ROW_FIELDS, *extra).iterator(chunk_size=CHUNK)
-    while chunk := list(islice(rows, CHUNK)):
-        links = ItemResponse.objects.filter(item_id__in={r["item_id"] for r in chunk}).order_by("item_id", "position")
+    a server-side cursor ``chunk`` rows at a time: one query for the chunk's responses, memory flat."""
+    for rows in _plain_chunks(qs, (*ROW_FIELDS, *extra), size=chunk):
+        links = ItemResponse.objects.filter(item_id__in={r["item_id"] for r in rows}).order_by("item_id", "position")
         by_item: dict[int, list[dict]] = {}
-        for link in links.values(*RESPONSE_FIELDS):
-            by_item.setdefault(link["item_id"], []).append(link)
-        for row in chunk:
+        for response_rows in _plain_chunks(links, RESPONSE_FIELDS, server_side=False):
+            for link in response_rows:
+                by_item.setdefault(link["item_id"], []).append(link)
+        for row in rows:
             yield row, by_item.get(row["item_id"], [])
 
 
@@ -215,10 +250,10 @@ def snapshot_records(*, snapshot: Snapshot, split: str | None = None, pii_report
     policy = policy_for(campaign=snapshot.campaign, override=manifest["pii_policy"])
     report = pii_report if pii_report is not None else PiiReport()
     records = aggregate(snapshot_raw_records(snapshot=snapshot, key=policy.key, split=split), manifest["aggregation"])
+    if not policy.active:  # allow everything: records pass untouched, no per-record PII work
+        yield from records
+        return
     for record in records:
-        if not policy.active:
-            yield record
-            continue
         where = f"judgment {record['judgment']['id'] or record['lineage']['judgment_ids']}"
         try:
             record["prompt"] = apply_strings(record["prompt"], policy, where=f"{where} prompt", report=report)
@@ -284,7 +319,9 @@ def _label(j: dict) -> str:
 class _Tally:
     def __init__(self):
         self.labels, self.left, self.decisive, self.longer, self.length_decisive = Counter(), 0, 0, 0, 0
-        self.strengths, self.times = [], []
+        # Machine integers, not lists of int objects: at a million judgments (five tallies each) the lists
+        # alone held over 200 MB.
+        self.strengths, self.times = array("q"), array("q")
 
     def add(self, record: dict) -> None:
         j = record["judgment"]
@@ -315,6 +352,13 @@ class _Tally:
         }
 
 
+def _tally(tallies: dict, key: str) -> _Tally:
+    # Not setdefault(key, _Tally()): that built (and threw away) a tally per record and facet.
+    if (found := tallies.get(key)) is None:
+        found = tallies[key] = _Tally()
+    return found
+
+
 class BiasReport:
     """Label balance (A / B / tie / both-bad, A being the item's first response), position bias (how often
     the response shown on the left wins, overall and per annotator; 0.5 is unbiased), length bias (how often
@@ -329,12 +373,11 @@ class BiasReport:
     def add(self, record: dict) -> None:
         self.overall.add(record)
         who = record["judgment"]["annotator"] or record["judgment"]["source_name"] or "unknown"
-        self.per_annotator.setdefault(who, _Tally()).add(record)
+        _tally(self.per_annotator, who).add(record)
         metadata = record["prompt"]["metadata"] or {}
         for facet in self.facets:
             value = metadata.get(facet)
-            value = "(none)" if value is None else str(value)[:100]
-            self.per_facet[facet].setdefault(value, _Tally()).add(record)
+            _tally(self.per_facet[facet], "(none)" if value is None else str(value)[:100]).add(record)
 
     def result(self) -> dict:
         summary = self.overall.summary()

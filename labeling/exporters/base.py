@@ -1,11 +1,11 @@
 """What every exporter shares: options as a frozen dataclass whose fields list their allowed values, the
 registry, and streaming JSON lines in constant memory.
 
-An exporter turns judgments (from ``selectors.judgments_for_export``, which joins the prompt and prefetches
-the item's responses) into dicts with ``records``; ``stream`` iterates the queryset with
-``.iterator(chunk_size=...)``, so rows arrive a chunk at a time from a server-side cursor, and Django runs the
-prefetch once per chunk (since Django 4.1 ``iterator()`` honours ``prefetch_related`` when given a
-``chunk_size``), and yields the lines in blocks of about ``BLOCK_BYTES``."""
+An exporter turns judgments into dicts: ``records`` from model instances (``selectors.judgments_for_export``
+joins the prompt and prefetches the item's responses), ``row_records`` from plain rows. ``stream`` given a
+queryset reads it as plain rows (``selectors_governance.judgment_rows``: its SQL from a server-side cursor a
+chunk of ``chunk_size`` at a time, one query for each chunk's responses), and yields the lines in blocks of
+about ``BLOCK_BYTES``."""
 from __future__ import annotations
 
 import json
@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 
 from ..errors import ValidationError
 from ..models import Judgment
+from ..selectors_governance import judgment_rows
 
 BLOCK_BYTES = 64 * 1024
 
@@ -61,12 +62,22 @@ class Exporter:
     def records(self, judgments: Iterable[Judgment]) -> Iterator[dict]:
         raise NotImplementedError
 
+    def row_records(self, rows: Iterable[tuple[dict, list[dict]]]) -> Iterator[dict]:
+        """The same records from plain rows (``selectors_governance.judgment_rows``): (judgment row, its
+        item's response rows)."""
+        raise NotImplementedError
+
     def stream(self, judgments: QuerySet[Judgment] | Iterable[Judgment]) -> Iterator[bytes]:
         if isinstance(judgments, QuerySet):
-            judgments = judgments.iterator(chunk_size=self.chunk_size)
+            # Plain rows, not model instances with a prefetch: several times cheaper per judgment, and the
+            # queryset's filters and order are kept (its SQL is reused).
+            records = self.row_records(judgment_rows(judgments, chunk=self.chunk_size))
+        else:
+            records = self.records(judgments)
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps without a new encoder per record
         block, size = [], 0
-        for record in self.records(judgments):
-            line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        for record in records:
+            line = (encode(record) + "\n").encode()
             block.append(line)
             size += len(line)
             if size >= BLOCK_BYTES:

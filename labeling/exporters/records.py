@@ -46,8 +46,10 @@ class RecordExporter:
             raise ValidationError(f"{self.name} is a binary format: create an export job to get it", field="format")
         array = self.container == "json-array"
         block, size, first = [b"[\n"] if array else [], 0, True
+        # json.dumps(row, ensure_ascii=False) without building a new encoder for every row
+        encode = json.JSONEncoder(ensure_ascii=False).encode
         for row in self._all_rows(records):
-            text = json.dumps(row, ensure_ascii=False)
+            text = encode(row)
             line = ((("" if first else ",\n") + text) if array else text + "\n").encode()
             first = False
             block.append(line)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
 
-from ..models import Judgment, Prompt, Response
+from ..models import Judgment, Prompt
 from .base import Exporter, Options, choice, register
 
 MARGIN_BY_STRENGTH = {1: 1.0, 2: 2.0, 3: 3.0}
@@ -46,14 +46,16 @@ class TrlOptions(Options):
     margin: str = choice("none", "strength", help="add a numeric margin from the strength of preference")
 
 
-def pairs(judgment: Judgment, responses: list[Response]) -> Iterator[tuple[Response, Response, str]]:
-    """(better, worse, label) for each pair the judgment orders; label is preference, tie or both_bad."""
-    if judgment.both_bad:
-        for a, b in combinations(responses, 2):
+def pairs(*, both_bad: bool, ranking: list[list[int]], responses: list[tuple[int, str]]
+          ) -> Iterator[tuple[str, str, str]]:
+    """(better, worse, label) response texts for each pair a judgment orders (``responses`` as (id, text) in
+    the item's order, ``ranking`` as tie groups of ids); label is preference, tie or both_bad."""
+    if both_bad:
+        for (_, a), (_, b) in combinations(responses, 2):
             yield a, b, "both_bad"
         return
-    by_id = {r.pk: r for r in responses}
-    groups = [[by_id[i] for i in group if i in by_id] for group in judgment.ranking]
+    by_id = dict(responses)
+    groups = [[by_id[i] for i in group if i in by_id] for group in ranking]
     for at, group in enumerate(groups):
         for a, b in combinations(group, 2):
             yield a, b, "tie"
@@ -90,34 +92,58 @@ class TrlPreference(Exporter):
     options_class = TrlOptions
     help = "TRL preference pairs (DPO, reward modelling): prompt, chosen, rejected"
 
-    def _prompt_and_answer(self, prompt: Prompt):
-        """The prompt in the chosen style and how to write a response beside it."""
+    def _prompt_and_answer(self, kind: str, text: str, messages: list[dict]):
+        """The prompt in the chosen style and how to write a response (its text) beside it."""
         if self.options.style == "standard":
-            text = render_chat(prompt.messages) if prompt.kind == Prompt.Kind.CHAT else prompt.text
-            return text, lambda r: r.text
-        if prompt.kind == Prompt.Kind.CHAT:
-            messages, strip = prompt.messages, False
-        else:
-            messages = hh_turns(prompt.text)
-            strip = messages is not None
-            messages = messages or [{"role": "user", "content": prompt.text}]
-        return messages, lambda r: [{"role": "assistant", "content": r.text.removeprefix(" ") if strip else r.text}]
+            return (render_chat(messages) if kind == Prompt.Kind.CHAT else text), _verbatim
+        if kind != Prompt.Kind.CHAT:
+            turns = hh_turns(text)
+            if turns is not None:
+                return turns, _assistant_stripped
+            messages = [{"role": "user", "content": text}]
+        return messages, _assistant
 
     def records(self, judgments: Iterable[Judgment]) -> Iterator[dict]:
-        keep = {"preference": True, "tie": self.options.ties == "keep", "both_bad": self.options.both_bad == "keep"}
-        marked = self.options.ties == "keep" or self.options.both_bad == "keep"
         for judgment in judgments:
-            responses = [link.response for link in judgment.item.item_responses.all()]
-            prompt = answer = None
-            for better, worse, label in pairs(judgment, responses):
-                if not keep[label]:
-                    continue
-                if prompt is None:
-                    prompt, answer = self._prompt_and_answer(judgment.item.prompt)
-                record = {"prompt": prompt, "chosen": answer(better), "rejected": answer(worse)}
-                if self.options.margin == "strength":
-                    strength = judgment.strength if label == "preference" else None
-                    record["margin"] = MARGIN_BY_STRENGTH.get(strength, 0.0)
-                if marked:
-                    record["label"] = label
-                yield record
+            prompt = judgment.item.prompt
+            responses = [(link.response.pk, link.response.text) for link in judgment.item.item_responses.all()]
+            yield from self._records(prompt.kind, prompt.text, prompt.messages, responses, judgment.both_bad,
+                                     judgment.ranking, judgment.strength)
+
+    def row_records(self, rows: Iterable[tuple[dict, list[dict]]]) -> Iterator[dict]:
+        for row, links in rows:
+            responses = [(link["response_id"], link["response__text"]) for link in links]
+            yield from self._records(row["item__prompt__kind"], row["item__prompt__text"],
+                                     row["item__prompt__messages"], responses, row["both_bad"], row["ranking"],
+                                     row["strength"])
+
+    def _records(self, kind, text, messages, responses, both_bad, ranking, strength) -> Iterator[dict]:
+        """The records of one judgment, from plain values (model instances or ``judgment_rows`` rows)."""
+        options = self.options
+        keep = {"preference": True, "tie": options.ties == "keep", "both_bad": options.both_bad == "keep"}
+        marked = options.ties == "keep" or options.both_bad == "keep"
+        prompt = answer = None
+        for better, worse, label in pairs(both_bad=both_bad, ranking=ranking, responses=responses):
+            if not keep[label]:
+                continue
+            if prompt is None:
+                prompt, answer = self._prompt_and_answer(kind, text, messages)
+            record = {"prompt": prompt, "chosen": answer(better), "rejected": answer(worse)}
+            if options.margin == "strength":
+                record["margin"] = MARGIN_BY_STRENGTH.get(strength if label == "preference" else None, 0.0)
+            if marked:
+                record["label"] = label
+            yield record
+
+
+def _verbatim(text: str):
+    return text
+
+
+def _assistant(text: str):
+    return [{"role": "assistant", "content": text}]
+
+
+def _assistant_stripped(text: str):
+    # An HH transcript's response starts with the space that belongs to its "Assistant:" marker.
+    return [{"role": "assistant", "content": text.removeprefix(" ")}]

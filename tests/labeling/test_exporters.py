@@ -166,6 +166,20 @@ def test_streaming_prefetches_responses_once_per_chunk_not_per_judgment():
     assert len(prefetches) == 3 and len(queries.captured_queries) <= 6
 
 
+@pytest.mark.parametrize("options", [{}, {"style": "conversational", "ties": "keep", "both_bad": "keep"},
+                                     {"margin": "strength", "ties": "keep"}])
+def test_a_streamed_queryset_writes_what_the_judgment_instances_give(judged, options):
+    """A queryset streams through plain rows; a list of judgments through model instances: one output."""
+    items_create(campaign=judged, round=judged.rounds.get(), specs=[_item(
+        PromptSpec(text="\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Tip?\n\nAssistant:"), [" Rest.", " No."],
+        [[0], [1]], strength=2)])
+    exporter = exporter_get("trl-preference", options)
+    judgments = selectors.judgments_for_export(campaign=judged)
+    from_rows = b"".join(exporter.stream(judgments))
+    from_instances = b"".join(exporter.stream(list(judgments)))
+    assert from_rows == from_instances and from_rows.count(b"\n") >= 5
+
+
 def test_round_trip_a_trl_file_exports_the_records_it_imported(shared_data):
     """The real file with its odd unicode (U+FFFD on line 718): what goes in comes out, byte for byte, less
     the lines that repeat an earlier one."""

@@ -5,9 +5,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from labeling import selectors_governance as gov
 from labeling.errors import ValidationError
 from labeling.importers import import_file
-from labeling.models import AuditEvent, Judgment, Role
+from labeling.models import AuditEvent, ItemResponse, Judgment, Prompt, Role
 from labeling.selectors_governance import snapshot_records
 from labeling.services.snapshots import snapshot_create
 from tests.conftest import client_for
@@ -54,6 +55,23 @@ def test_a_new_judgment_or_other_inputs_give_a_new_hash(judged):
     newer = snapshot_create(campaign=campaign, created_by=None)
     assert newer.content_hash not in {first.content_hash, reseeded.content_hash}
     assert newer.records_count == 13
+
+
+def test_judgment_rows_read_the_values_the_orm_gives_json_and_dates_included(judged):
+    """``judgment_rows`` reads Django's SQL through a plain cursor: every value must still be what
+    ``values()`` gives, or hashes and exports would change."""
+    campaign, people, items = judged
+    Prompt.objects.filter(pk=items[0].prompt_id).update(metadata={"topic": "é", "n": [1.5, None]})
+    Judgment.objects.filter(item=items[1]).update(shown_order=[], rationale="naïve \"quoted\"\n")
+    qs = gov.judgments_for_snapshot(campaign=campaign, round_ids=None, filters={})
+    rows = list(gov.judgment_rows(qs, chunk=5))
+    assert [row for row, _ in rows] == list(qs.values(*gov.ROW_FIELDS))
+    links = ItemResponse.objects.filter(item__campaign=campaign).order_by("item_id", "position")
+    expected = {}
+    for link in links.values(*gov.RESPONSE_FIELDS):
+        expected.setdefault(link["item_id"], []).append(link)
+    assert all(responses == expected[row["item_id"]] for row, responses in rows)
+    assert rows[0][0]["created_at"].tzinfo is not None and rows[0][0]["item__prompt__metadata"]["n"] == [1.5, None]
 
 
 def test_records_carry_prompt_responses_judgment_split_and_lineage(judged):
