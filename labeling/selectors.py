@@ -45,20 +45,6 @@ def user_roles(*, user: AbstractBaseUser, campaign: Campaign) -> frozenset[str]:
     return cache[campaign.pk]
 
 
-def annotator_pause_reason(*, user: AbstractBaseUser, campaign: Campaign) -> str | None:
-    """Raise PermissionDenied unless ``user`` is an annotator of ``campaign``; then None when they may take
-    items, else why they are paused ("" when no reason was given). One query, never cached: a pause set a
-    moment ago (by an admin or a gold check) must stop the very next request."""
-    if user.is_staff:
-        return None
-    rows = list(Membership.objects.filter(campaign=campaign, user=user).values_list("role", "paused", "pause_reason"))
-    annotator = [(paused, reason) for role, paused, reason in rows if role == Role.ANNOTATOR]
-    if not annotator:
-        raise PermissionDenied(f"this needs the annotator role in campaign {campaign.pk}")
-    paused, reason = annotator[0]
-    return reason if paused else None
-
-
 def require_role(*, user: AbstractBaseUser, campaign: Campaign, roles: Iterable[str]) -> None:
     """Raise PermissionDenied unless ``user`` holds one of ``roles`` in ``campaign`` (which they can see)."""
     if not user_roles(user=user, campaign=campaign) & frozenset(roles):
@@ -196,8 +182,9 @@ def judgment_list(
 
 
 def judgments_for_export(*, campaign: Campaign, round_ids: list[int] | None = None) -> QuerySet[Judgment]:
-    """Judgments with everything an exporter writes, for streaming with ``.iterator()``: the prompt and the
-    item's responses are joined (responses per item arrive with one prefetch per chunk)."""
+    """Judgments with everything an exporter writes, in id order. ``Exporter.stream`` reads the queryset as
+    plain rows (its filters and order; one query per chunk for the responses); iterated as model instances,
+    the prompt and the item's responses come joined and prefetched."""
     qs = Judgment.objects.filter(campaign=campaign)
     if round_ids:
         qs = qs.filter(round_id__in=round_ids)

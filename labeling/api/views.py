@@ -178,7 +178,8 @@ class QueueNextView(APIView):
 
     @extend_schema(request=s.QueueNextIn, responses={200: OpenApiResponse(description="{assignment: Assignment | null}")})
     def post(self, request: Request, campaign_id: int) -> Response:
-        campaign = _campaign(request, campaign_id, [Role.ANNOTATOR])
+        # The service checks the annotator role itself, in the query that reads the pause: one query less here.
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
         data = s.QueueNextIn(data=request.data)
         data.is_valid(raise_exception=True)
         slot = queue.assignment_next(user=request.user, campaign=campaign, exclude=set(data.validated_data["exclude"]))

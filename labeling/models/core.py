@@ -350,6 +350,9 @@ class Judgment(models.Model):
         indexes = [
             models.Index(fields=["campaign", "round", "id"]),
             models.Index(fields=["item", "annotator"]),
+            # The low-effort streak check on every submit: an annotator's last n judgments in a campaign, newest
+            # first. Without it PostgreSQL walks the primary key backwards, through every other annotator's rows.
+            models.Index(fields=["campaign", "annotator", "id"], name="judgment_streak_idx"),
         ]
 
     def __str__(self) -> str:

@@ -2,8 +2,9 @@
 (gold scoring, low-effort flags, the gold-accuracy threshold), dynamic overlap, adjudication and flag
 resolution.
 
-The queue (``labeling.services.queue``) calls three of these inside its own transaction: ``gold_slot_for``
-(mixing gold into ``next``), ``judgment_quality_check`` and ``overlap_extend_if_contested`` (after a submit).
+The queue (``labeling.services.queue``) calls these inside its own transaction: ``gold_turn`` and
+``gold_slot_for`` (mixing gold into ``next``), and from ``quality_checks`` ``judgment_quality_check`` and
+``overlap_extend_if_contested`` (after a submit).
 Each costs nothing for a campaign that leaves the feature off, and at most a few indexed queries otherwise.
 """
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 
 from ..errors import NotFound, ValidationError
 from ..events import send_event_on_commit
+from ..locks import assignment_slots_open_for_update
 from ..models import (
     Assignment,
     Campaign,
@@ -189,12 +192,19 @@ def gold_from_labels(*, campaign: Campaign, source_name: str) -> int:
     return marked
 
 
-def gold_slot_for(*, user: AbstractBaseUser, campaign: Campaign) -> Assignment | None:
-    """With probability ``campaign.gold_rate``, a new free slot of a gold item this annotator has not seen
-    (the caller leases it), else None. Runs inside the queue's transaction; two concurrent calls that pick
-    the same gold item for one annotator hit the (item, annotator) constraint and the queue retries."""
-    if campaign.gold_rate <= 0 or random.random() >= campaign.gold_rate:
-        return None
+def gold_turn(*, campaign: Campaign) -> bool:
+    """Whether this ``next`` serves a gold item: with probability ``campaign.gold_rate``."""
+    return campaign.gold_rate > 0 and random.random() < campaign.gold_rate
+
+
+def gold_slot_for(*, user: AbstractBaseUser, campaign: Campaign, now) -> int | None:
+    """On a gold turn (``gold_turn``), the id of a slot of a gold item this annotator has neither held nor
+    skipped (nor released: releasing a gold slot records a skip), or None when there is none; the caller
+    leases it. A gold slot that was released, skipped or left to expire stays a gold slot: it is handed out here
+    again, to someone else, before a new slot is made (the ordinary queue never serves gold items). Runs inside
+    the queue's transaction and locks the free slot it reuses (``assignment_slots_open_for_update``); two
+    concurrent calls that make a slot of the same gold item for one annotator hit the (item, annotator)
+    constraint and the queue retries."""
     candidates = list(
         ComparisonItem.objects.filter(campaign=campaign, is_gold=True, round__status=Round.Status.OPEN)
         .exclude(status=ComparisonItem.Status.RETIRED)
@@ -205,4 +215,11 @@ def gold_slot_for(*, user: AbstractBaseUser, campaign: Campaign) -> Assignment |
     if not candidates:
         return None
     item_id, round_id = random.choice(candidates)
-    return Assignment.objects.create(campaign=campaign, round_id=round_id, item_id=item_id)
+    free = assignment_slots_open_for_update(
+        Assignment.objects.filter(item_id=item_id).filter(
+            Q(state=Assignment.State.AVAILABLE) | Q(state=Assignment.State.LEASED, lease_expires_at__lt=now)
+        )
+    ).order_by("id").values_list("pk", flat=True).first()
+    if free is not None:
+        return free
+    return Assignment.objects.create(campaign=campaign, round_id=round_id, item_id=item_id).pk

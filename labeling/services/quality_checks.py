@@ -50,15 +50,17 @@ def _has_open_flag(*, campaign: Campaign, annotator_id: int, kind: str) -> bool:
     ).exists()
 
 
-def _streak_flags(*, judgment: Judgment, campaign: Campaign) -> list[QualityFlag]:
-    n = max(campaign.position_streak, campaign.tie_streak)
+def streak_length(campaign: Campaign) -> int:
+    """How many of an annotator's latest judgments the streak checks look at (0: they are off)."""
+    return max(campaign.position_streak, campaign.tie_streak)
+
+
+def _streak_flags(*, judgment: Judgment, campaign: Campaign, earlier: list[dict]) -> list[QualityFlag]:
+    n = streak_length(campaign)
     if not n:
         return []
-    recent = list(
-        Judgment.objects.filter(campaign=campaign, annotator_id=judgment.annotator_id)
-        .order_by("-id")
-        .values("winner_id", "shown_order", "ranking", "tie", "kind")[:n]
-    )
+    row = {f: getattr(judgment, f) for f in ("winner_id", "shown_order", "ranking", "tie", "kind")}
+    recent = [row, *earlier[: n - 1]]
     flags = []
     p = campaign.position_streak
     if p and len(recent) >= p:
@@ -111,9 +113,13 @@ def _gold_threshold(*, campaign: Campaign, annotator: AbstractBaseUser) -> Quali
     return QualityFlag(kind=kind, message=message, detail={"accuracy": accuracy, "gold_judged": len(recent)})
 
 
-def judgment_quality_check(*, judgment: Judgment, campaign: Campaign, item: ComparisonItem) -> list[QualityFlag]:
+def judgment_quality_check(
+    *, judgment: Judgment, campaign: Campaign, item: ComparisonItem, earlier: list[dict]
+) -> list[QualityFlag]:
     """Run the per-judgment checks; returns the flags it stored. Called by the queue inside the submit
-    transaction: one query for the streaks, and for gold items a few more."""
+    transaction, which reads ``earlier`` with its own writes: the annotator's judgments in the campaign before
+    this one, newest first, at least ``streak_length`` of them when there are (dicts of winner_id,
+    shown_order, ranking, tie, kind). No query unless a flag is raised, and a few for gold items."""
     flags = []
     ms = judgment.time_spent_ms
     if campaign.min_time_ms and ms is not None and ms < campaign.min_time_ms:
@@ -124,7 +130,7 @@ def judgment_quality_check(*, judgment: Judgment, campaign: Campaign, item: Comp
                 detail={"time_spent_ms": ms},
             )
         )
-    flags += _streak_flags(judgment=judgment, campaign=campaign)
+    flags += _streak_flags(judgment=judgment, campaign=campaign, earlier=earlier)
     if item.is_gold:
         positions = ql.positions_for([item.pk])[item.pk]
         correct = ql.gold_answer_matches(item.gold_answer, _as_row(judgment), positions)

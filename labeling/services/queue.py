@@ -1,37 +1,36 @@
 """The annotator queue, the hot path: next, submit, skip, release, undo.
 
-Each call is a few indexed queries in one transaction. ``next`` locks a free slot with
+Each call is a few indexed statements in one transaction, hand-written for next and submit
+(``labeling.services.queue_sql``: the ORM cost more than the database there). ``next`` locks a free slot with
 ``FOR UPDATE SKIP LOCKED`` (see ``labeling.locks``) so concurrent annotators never wait on, or share, a slot;
 ``submit`` locks the one slot it fills, so a retried submit waits for the first and then returns its result.
 """
 from __future__ import annotations
 
-import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ..errors import Conflict, NotFound, PermissionDenied
 from ..events import send_event_on_commit
-from ..locks import assignment_lock, assignment_slots_open_for_update, item_lock
+from ..locks import assignment_lock, item_lock
 from ..models import (
     Assignment,
     Campaign,
-    ComparisonItem,
     ItemResponse,
     ItemSkip,
     Judgment,
     Role,
     Round,
 )
-from ..selectors import annotator_pause_reason, require_role, user_roles
-from .quality import gold_slot_for
-from .quality_checks import judgment_quality_check, overlap_extend_if_contested
+from ..selectors import user_roles
+from . import queue_sql as sql
+from .quality import gold_slot_for, gold_turn
+from .quality_checks import judgment_quality_check, overlap_extend_if_contested, streak_length
 from .validation import JudgmentInput, judgment_validate
 
 
@@ -43,27 +42,19 @@ class SubmitResult:
 
 
 def _require_annotator(*, user: AbstractBaseUser, campaign: Campaign) -> None:
-    paused = annotator_pause_reason(user=user, campaign=campaign)  # also checks the annotator role
-    if paused is not None:
-        reason = f": {paused}" if paused else ""
-        raise PermissionDenied(f"you are paused in campaign {campaign.pk}{reason}")
+    """Inside ``next``'s transaction, its first statement (``queue_sql.next_begin``)."""
+    annotator, paused, reason = sql.next_begin(campaign_id=campaign.pk, user_id=user.pk)
+    if not user.is_staff:
+        if not annotator:
+            raise PermissionDenied(f"this needs the annotator role in campaign {campaign.pk}")
+        if paused:
+            raise PermissionDenied(f"you are paused in campaign {campaign.pk}" + (f": {reason}" if reason else ""))
     if campaign.status != Campaign.Status.ACTIVE:
         raise Conflict(f"campaign {campaign.pk} is {campaign.status}, not active: it hands out no items")
 
 
-def _lease(assignment: Assignment, *, user: AbstractBaseUser, campaign: Campaign, now) -> Assignment:
-    """Give the slot to ``user`` with a fresh lease and a random display order of the item's responses."""
-    response_ids = list(
-        ItemResponse.objects.filter(item_id=assignment.item_id).order_by("position").values_list("response_id", flat=True)
-    )
-    random.SystemRandom().shuffle(response_ids)
-    assignment.annotator = user
-    assignment.state = Assignment.State.LEASED
-    assignment.leased_at = now
-    assignment.lease_expires_at = now + timedelta(seconds=campaign.lease_seconds)
-    assignment.shown_order = response_ids
-    assignment.save(update_fields=["annotator", "state", "leased_at", "lease_expires_at", "shown_order"])
-    return assignment
+def _expires(campaign: Campaign, now):
+    return now + timedelta(seconds=campaign.lease_seconds)
 
 
 # With ``exclude``, an annotator may hold this many leases at once: the item on screen, the one prefetched
@@ -73,35 +64,32 @@ MAX_LEASES = 3
 
 @transaction.atomic
 def _assignment_next_once(*, user: AbstractBaseUser, campaign: Campaign, exclude: frozenset[int]) -> Assignment | None:
+    """Renew a slot the annotator holds, else lease a free one (now and then a gold one). On PostgreSQL, without
+    a gold turn, that is one statement (``queue_sql.next_sql``); otherwise the same steps one by one."""
+    _require_annotator(user=user, campaign=campaign)
     now = timezone.now()
+    excluded = {f"x{i}": x for i, x in enumerate(sorted(exclude))}
+    params = {"campaign": campaign.pk, "user": user.pk, "now": sql.prep(Assignment, "leased_at", now),
+              "expires": sql.prep(Assignment, "lease_expires_at", _expires(campaign, now)), "cap": MAX_LEASES,
+              **excluded}
+    gold = gold_turn(campaign=campaign)
+    if not gold and sql.next_in_one_statement():
+        return sql.lease(f"lw_next_{len(excluded)}", sql.next_sql(len(excluded)), params)
     # 1. A slot this annotator already holds (a reload, a second tab, an expired lease nobody took) and is not
     #    showing already: renew it, keeping the order it was shown in.
-    held = Assignment.objects.filter(
-        campaign=campaign, annotator=user, state=Assignment.State.LEASED, round__status=Round.Status.OPEN
-    )
-    own = held.exclude(pk__in=exclude).order_by("id").first()
+    own = sql.lease(f"lw_held_renew_{len(excluded)}", sql.held_renew_sql(len(excluded)), params)
     if own is not None:
-        own.lease_expires_at = now + timedelta(seconds=campaign.lease_seconds)
-        own.save(update_fields=["lease_expires_at"])
         return own
-    if exclude and held.count() >= MAX_LEASES:
+    if exclude and Assignment.objects.filter(
+        campaign=campaign, annotator=user, state=Assignment.State.LEASED, round__status=Round.Status.OPEN
+    ).count() >= MAX_LEASES:
         return None
-    # 2a. Now and then (campaign.gold_rate), a gold item, leased like any other so nothing gives it away.
-    gold = gold_slot_for(user=user, campaign=campaign)
-    if gold is not None:
-        return _lease(gold, user=user, campaign=campaign, now=now)
-    # 2. A free slot, or one whose lease ran out, of an item this annotator has neither held nor skipped.
-    candidates = (
-        Assignment.objects.filter(campaign=campaign, round__status=Round.Status.OPEN)
-        .filter(Q(state=Assignment.State.AVAILABLE) | Q(state=Assignment.State.LEASED, lease_expires_at__lt=now))
-        .filter(~Exists(Assignment.objects.filter(item_id=OuterRef("item_id"), annotator=user)))
-        .filter(~Exists(ItemSkip.objects.filter(item_id=OuterRef("item_id"), annotator=user)))
-        .order_by("item_id", "id")
-    )
-    slot = assignment_slots_open_for_update(candidates).first()
-    if slot is None:
-        return None
-    return _lease(slot, user=user, campaign=campaign, now=now)
+    # 2a. On a gold turn (campaign.gold_rate), a gold item, leased like any other so nothing gives it away.
+    gold_slot = gold_slot_for(user=user, campaign=campaign, now=now) if gold else None
+    if gold_slot is not None:
+        return sql.lease("lw_lease_slot", sql.lease_slot_sql(), {**params, "slot": gold_slot})
+    # 2. A free slot, or one whose lease ran out, of an ordinary item this annotator has neither held nor skipped.
+    return sql.lease("lw_lease_free", sql.lease_free_sql(), params)
 
 
 def assignment_next(
@@ -112,32 +100,39 @@ def assignment_next(
     ``exclude`` names slots the client already shows: with it, the call prefetches a second item (up to
     ``MAX_LEASES`` leases at once), so a submit can show the next item without waiting.
 
-    Takes a row lock (``assignment_slots_open_for_update``). Two concurrent calls by the same annotator can
+    Takes a row lock (``slot_pick_lock_sql``, SKIP LOCKED). Two concurrent calls by the same annotator can
     pick two slots of one item; the unique (item, annotator) constraint refuses the second, which then
     retries and finds the first one's lease."""
-    _require_annotator(user=user, campaign=campaign)
     for _attempt in range(3):
         try:
             slot = _assignment_next_once(user=user, campaign=campaign, exclude=frozenset(exclude))
         except IntegrityError:
             continue
+        if slot is not None:
+            slot.annotator = user
         return slot  # no live event per lease: the dashboard's queue depth moves with judgments
     raise Conflict("could not lease an item after 3 attempts; try again")
 
 
-def _locked_own_slot(*, user: AbstractBaseUser, assignment_id: int) -> Assignment:
-    """The slot, locked, if ``user`` holds it. A slot another annotator took over is a 409 for an annotator
-    of that campaign (their lease ran out), and a 404 for anyone else."""
-    slot = assignment_lock(assignment_id).select_related("campaign").first()
-    if slot is None:
-        raise NotFound(f"assignment {assignment_id} not found")
+def _own_or_free(*, user: AbstractBaseUser, slot: Assignment, is_annotator: bool) -> Assignment:
+    """``slot`` if ``user`` holds it. A slot another annotator took over is a 409 for an annotator of that
+    campaign (their lease ran out), and a 404 for anyone else."""
     if slot.annotator_id == user.pk:
         return slot
-    if Role.ANNOTATOR not in user_roles(user=user, campaign=slot.campaign):
-        raise NotFound(f"assignment {assignment_id} not found")
+    if not is_annotator:
+        raise NotFound(f"assignment {slot.pk} not found")
     if slot.state == Assignment.State.AVAILABLE:
         return slot  # free again: a late submit may still fill it
-    raise Conflict(f"assignment {assignment_id}: your lease expired and another annotator has taken this slot")
+    raise Conflict(f"assignment {slot.pk}: your lease expired and another annotator has taken this slot")
+
+
+def _locked_own_slot(*, user: AbstractBaseUser, assignment_id: int) -> Assignment:
+    """The slot (with its campaign and item), locked, if ``user`` holds it; see ``_own_or_free``."""
+    slot = assignment_lock(assignment_id).select_related("campaign", "item").first()
+    if slot is None:
+        raise NotFound(f"assignment {assignment_id} not found")
+    is_annotator = slot.annotator_id != user.pk and Role.ANNOTATOR in user_roles(user=user, campaign=slot.campaign)
+    return _own_or_free(user=user, slot=slot, is_annotator=is_annotator)
 
 
 def _judgment_replay(*, user: AbstractBaseUser, assignment_id: int, client_id: uuid.UUID | None) -> Judgment | None:
@@ -151,24 +146,40 @@ def _judgment_replay(*, user: AbstractBaseUser, assignment_id: int, client_id: u
     return existing
 
 
-@transaction.atomic
 def judgment_record(*, user: AbstractBaseUser, assignment_id: int, data: JudgmentInput) -> SubmitResult:
     """Store the judgment for a slot and complete the slot. Idempotent on ``data.client_id``: a retry returns
     the judgment stored the first time and writes nothing.
 
-    Takes the slot's row lock (``assignment_lock``). A submit after the lease expired is accepted while the
-    slot is still this annotator's (or free again); once another annotator holds it, it is a 409."""
-    slot = _locked_own_slot(user=user, assignment_id=assignment_id)
-    # Checked under the slot's lock: a concurrent retry of this submit has finished by now if it ran first.
-    replay = _judgment_replay(user=user, assignment_id=assignment_id, client_id=data.client_id)
-    if replay is not None:
+    Takes the slot's row lock and then its item's (``slot_and_item_lock_sql``). A submit after the lease
+    expired is accepted while the slot is still this annotator's (or free again); once another annotator holds
+    it, it is a 409."""
+    try:
+        return _judgment_record(user=user, assignment_id=assignment_id, data=data)
+    except IntegrityError:
+        # The (annotator, client_id) constraint refused the insert, and the whole transaction rolled back: the
+        # client_id was used before. Checking it here, rather than before every insert, saves the hot path a query.
+        replay = _judgment_replay(user=user, assignment_id=assignment_id, client_id=data.client_id)
+        if replay is None:
+            raise
         return SubmitResult(judgment=replay, created=False)
+
+
+@transaction.atomic
+def _judgment_record(*, user: AbstractBaseUser, assignment_id: int, data: JudgmentInput) -> SubmitResult:
+    locked = sql.submit_lock(slot_id=assignment_id, user_id=user.pk)
+    if locked is None:
+        raise NotFound(f"assignment {assignment_id} not found")
+    slot, item, campaign, round_target, is_annotator = locked
+    is_annotator = is_annotator or user.is_staff
+    slot = _own_or_free(user=user, slot=slot, is_annotator=is_annotator)
     if slot.state == Assignment.State.DONE:
+        # Read under the slot's lock: a concurrent retry of this submit has finished by now if it ran first.
+        replay = _judgment_replay(user=user, assignment_id=assignment_id, client_id=data.client_id)
+        if replay is not None:
+            return SubmitResult(judgment=replay, created=False)
         raise Conflict(f"assignment {assignment_id} is already judged; use undo to change it")
-    campaign = slot.campaign
-    require_role(user=user, campaign=campaign, roles=[Role.ANNOTATOR])
-    # Lock the item now (after the slot, the one lock order) since its status is decided below.
-    item = item_lock(slot.item_id).get()
+    if not is_annotator:
+        raise PermissionDenied(f"this needs the annotator role in campaign {campaign.pk}")
     # The slot's shown order holds exactly the item's responses; a slot that was free again has none.
     response_ids = list(slot.shown_order) or list(
         ItemResponse.objects.filter(item_id=item.pk).order_by("position").values_list("response_id", flat=True)
@@ -178,45 +189,35 @@ def judgment_record(*, user: AbstractBaseUser, assignment_id: int, data: Judgmen
     if slot.state == Assignment.State.AVAILABLE:  # released or expired, then submitted: take it back
         if Assignment.objects.filter(item_id=item.pk, annotator=user).exists():
             raise Conflict(f"assignment {assignment_id}: you already hold another slot of item {item.pk}")
-        slot.annotator = user
+        slot.annotator_id = user.pk
         slot.shown_order = response_ids
     slot.state = Assignment.State.DONE
     slot.completed_at = now
-    slot.save(update_fields=["annotator", "state", "completed_at", "shown_order"])
-    judgment = Judgment.objects.create(
-        campaign=campaign,
-        round_id=slot.round_id,
-        item=item,
-        assignment=slot,
-        annotator=user,
-        source=Judgment.Source.HUMAN,
-        shown_order=slot.shown_order,
-        client_id=data.client_id,
-        rationale=data.rationale.strip(),
-        time_spent_ms=data.time_spent_ms,
-        **fields,
+    judgment = Judgment(
+        campaign=campaign, round_id=slot.round_id, item=item, assignment=slot, annotator=user,
+        source=Judgment.Source.HUMAN, shown_order=slot.shown_order, client_id=data.client_id,
+        rationale=data.rationale.strip(), time_spent_ms=data.time_spent_ms, created_at=now, **fields,
     )
-    judgment_quality_check(judgment=judgment, campaign=campaign, item=item)
-    overlap_extend_if_contested(campaign=campaign, item=item)
-    _item_refresh_status(item_id=item.pk, locked=True)
+    # Completes the slot, stores the judgment, sets the item's status, reads the annotator's earlier judgments.
+    earlier = sql.submit_write(judgment=judgment, n_earlier=streak_length(campaign))
+    judgment_quality_check(judgment=judgment, campaign=campaign, item=item, earlier=earlier)
+    if overlap_extend_if_contested(campaign=campaign, item=item):
+        sql.item_status_refresh(item_id=item.pk)  # a new slot: open again
     send_event_on_commit(
         campaign_id=campaign.pk,
         type="judgment.recorded",
-        payload={"judgment": judgment.pk, "item": item.pk, "annotator": user.pk, "round": slot.round_id},
+        # round_target lets a subscriber waiting for the round's target skip rounds that have none, query-free.
+        payload={"judgment": judgment.pk, "item": item.pk, "annotator": user.pk, "round": slot.round_id,
+                 "round_target": round_target},
     )
     return SubmitResult(judgment=judgment, created=True)
 
 
-def _item_refresh_status(*, item_id: int, locked: bool = False) -> None:
+def _item_refresh_status(*, item_id: int) -> None:
     """Complete an item once none of its slots is open, reopen it when one is. Takes the item's lock
-    (``item_lock``), after the caller's slot lock, unless the caller holds it already."""
-    if not locked:
-        item_lock(item_id).values_list("pk").first()
-    open_slots = Assignment.objects.filter(item_id=item_id).exclude(state=Assignment.State.DONE).exists()
-    status = ComparisonItem.Status.OPEN if open_slots else ComparisonItem.Status.COMPLETE
-    ComparisonItem.objects.filter(pk=item_id).exclude(status=ComparisonItem.Status.RETIRED).exclude(
-        status=status
-    ).update(status=status)
+    (``item_lock``), after the caller's slot lock."""
+    item_lock(item_id).values_list("pk").first()
+    sql.item_status_refresh(item_id=item_id)
 
 
 def _slot_free(slot: Assignment) -> None:
@@ -230,11 +231,14 @@ def _slot_free(slot: Assignment) -> None:
 
 @transaction.atomic
 def assignment_release(*, user: AbstractBaseUser, assignment_id: int) -> Assignment:
-    """Give a leased slot back to the pool; the item may come back to this annotator later.
-    Takes the slot's row lock."""
+    """Give a leased slot back to the pool; the item may come back to this annotator later (a gold item does
+    not: its slot goes back to the gold pool, see ``gold_slot_for``). Takes the slot's row lock."""
     slot = _locked_own_slot(user=user, assignment_id=assignment_id)
     if slot.state != Assignment.State.LEASED or slot.annotator_id != user.pk:
         raise Conflict(f"assignment {assignment_id} is {slot.state}, not leased to you: nothing to release")
+    if slot.item.is_gold:
+        # Gold is served once per annotator: the released slot goes back to the gold pool for others only.
+        ItemSkip.objects.get_or_create(item_id=slot.item_id, annotator=user, defaults={"reason": "released"})
     _slot_free(slot)
     send_event_on_commit(campaign_id=slot.campaign_id, type="assignment.released", payload={"annotator": user.pk})
     return slot

@@ -165,7 +165,11 @@ def on_judgment_recorded(campaign_id: int, payload: dict) -> None:
     from .. import tasks
 
     round_id = payload.get("round")
-    if not round_id or not LoopConfig.objects.filter(campaign_id=campaign_id, enabled=True).exists():
+    # Only a round with a target can close itself; the queue says whether this one has one ("round_target"),
+    # so the usual judgment (no loop, no target) costs no query here. Without the key, check as before.
+    if not round_id or ("round_target" in payload and not payload["round_target"]):
+        return
+    if not LoopConfig.objects.filter(campaign_id=campaign_id, enabled=True).exists():
         return
     target = Round.objects.filter(pk=round_id, status=Round.Status.OPEN).values_list("target_judgments", flat=True).first()
     # One cheap count here saves a task per judgment; the task re-checks under the round's lock.

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from labeling.errors import PermissionDenied, ValidationError
-from labeling.models import Assignment, GoldResult, Judgment, Membership, QualityFlag, Role
+from labeling.models import Assignment, Campaign, GoldResult, Judgment, Membership, QualityFlag, Role
 from labeling.services.items import ItemSpec, LabelSpec, PromptSpec, ResponseSpec, items_create
 from labeling.services.quality import campaign_quality_update, gold_from_labels, gold_mark, gold_unmark
-from labeling.services.queue import assignment_next, judgment_record
+from labeling.services.queue import assignment_next, assignment_release, assignment_skip, judgment_record
 from labeling.services.validation import JudgmentInput
 from tests.factories import CampaignFactory, ItemFactory, member
 
@@ -65,6 +67,64 @@ def test_the_annotator_payload_of_a_gold_item_has_the_same_keys_as_any_other(api
     assert "gold" not in str(seen[True]).lower()
     detail = client.get(f"/api/v1/items/{gold.pk}/")
     assert detail.status_code in (200, 404) and "gold" not in detail.content.decode().lower()
+
+
+def _gold_campaign(n_ordinary=3):
+    campaign = CampaignFactory(overlap=2)
+    gold = ItemFactory(campaign=campaign)
+    gold_mark(campaign=campaign, item=gold, answer=JudgmentInput(winner=_first_response(gold)))
+    ordinary = {ItemFactory(campaign=campaign).pk for _ in range(n_ordinary)}
+    return campaign, gold, ordinary
+
+
+def _served(user, campaign, gold_rate):
+    campaign.gold_rate = gold_rate  # in memory: 1.0 always takes the gold path, 0.0 never does
+    return assignment_next(user=user, campaign=campaign)
+
+
+@pytest.mark.parametrize("give_back", ["skip", "release", "expire"])
+def test_a_gold_slot_given_back_stays_gold_for_others_and_never_returns_to_its_annotator(give_back):
+    campaign, gold, ordinary = _gold_campaign()
+    first, other = member(campaign), member(campaign)
+    slot = _served(first, campaign, 1.0)
+    assert slot.item_id == gold.pk
+    if give_back == "skip":
+        assignment_skip(user=first, assignment_id=slot.pk)
+    elif give_back == "release":
+        assignment_release(user=first, assignment_id=slot.pk)
+    else:
+        Assignment.objects.filter(pk=slot.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    # The ordinary queue never hands the freed gold slot out: only ordinary items, however often one asks.
+    seen = set()
+    while (ordinary_slot := _served(other, campaign, 0.0)) is not None:
+        seen.add(ordinary_slot.item_id)
+        _judge(other, ordinary_slot)
+    assert seen == ordinary
+    # The gold path serves it to the other annotator, reusing the freed slot rather than making another.
+    again = _served(other, campaign, 1.0)
+    assert again.pk == slot.pk and again.item_id == gold.pk and again.annotator == other
+    assert Assignment.objects.filter(item=gold).count() == 1
+    _judge(other, again)
+    assert GoldResult.objects.filter(item=gold, annotator=other).count() == 1
+    if give_back != "expire":  # skipped or released: never offered to the same annotator again
+        assert _served(first, campaign, 1.0).item_id in ordinary
+        assert Assignment.objects.filter(item=gold).count() == 1
+
+
+def test_skipping_or_releasing_a_gold_slot_answers_like_any_other_slot(api):
+    from tests.conftest import client_for
+
+    campaign, gold, _ = _gold_campaign()
+    answers = {}
+    for action in ("skip", "release"):
+        client = client_for(member(campaign))
+        for rate in (1.0, 0.0):
+            Campaign.objects.filter(pk=campaign.pk).update(gold_rate=rate)
+            body = client.post(f"/api/v1/campaigns/{campaign.pk}/queue/next/", {}, format="json").json()["assignment"]
+            response = client.post(f"/api/v1/assignments/{body['id']}/{action}/", {}, format="json")
+            answers[(action, body["item_id"] == gold.pk)] = (response.status_code, response.content)
+    assert answers[("skip", True)] == answers[("skip", False)] == (204, b"")
+    assert answers[("release", True)] == answers[("release", False)] == (204, b"")
 
 
 def test_gold_accuracy_below_the_threshold_pauses_the_annotator_with_a_message():

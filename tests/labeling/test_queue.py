@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from labeling.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -227,9 +228,15 @@ def test_next_is_a_handful_of_queries(django_assert_max_num_queries):
     for _ in range(30):
         ItemFactory(campaign=campaign)
     annotator = member(campaign)
-    with django_assert_max_num_queries(8):
+    warm = member(campaign)  # the first call on a connection also prepares its statements (PostgreSQL)
+    judgment_record(user=warm, assignment_id=(w := assignment_next(user=warm, campaign=campaign)).pk, data=_win(w))
+    # Transaction statements included. On PostgreSQL next reads the pause and leases in one statement each, and
+    # submit locks and then writes everything (slot, judgment, item status, streak read) in one statement;
+    # elsewhere (SQLite) renewing and leasing, and the four writes, are separate statements.
+    pg = connection.vendor == "postgresql"
+    with django_assert_max_num_queries(4 if pg else 5):
         slot = assignment_next(user=annotator, campaign=campaign)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(4 if pg else 7):
         judgment_record(user=annotator, assignment_id=slot.pk, data=_win(slot))
 
 
