@@ -103,10 +103,17 @@ class Round(models.Model):
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
 
+    class Purpose(models.TextChoices):
+        COLLECT = "collect", "Collect training data"
+        # Held-out comparisons (a human evaluation between model versions): never trained on, never the target
+        # of an import that names no round.
+        EVALUATION = "evaluation", "Evaluation (held out from training)"
+
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rounds")
     number = models.PositiveIntegerField()
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    purpose = models.CharField(max_length=12, choices=Purpose.choices, default=Purpose.COLLECT)
     target_judgments = models.PositiveIntegerField(
         null=True, blank=True, help_text="In loop mode, the round closes itself at this many judgments."
     )

@@ -163,13 +163,18 @@ def membership_set_paused(*, campaign: Campaign, user: AbstractBaseUser, paused:
 
 
 @transaction.atomic
-def round_create(*, campaign: Campaign, name: str = "", target_judgments: int | None = None) -> Round:
-    """Open the next round. Earlier rounds stay as they are (close them explicitly)."""
+def round_create(
+    *, campaign: Campaign, name: str = "", target_judgments: int | None = None,
+    purpose: str = Round.Purpose.COLLECT,
+) -> Round:
+    """Open the next round. Earlier rounds stay as they are (close them explicitly). An ``evaluation`` round
+    holds held-out comparisons: imports never fall into it and training never reads it."""
     last = Round.objects.filter(campaign=campaign).order_by("-number").values_list("number", flat=True).first() or 0
     if target_judgments is not None and target_judgments < 1:
         raise ValidationError("target_judgments must be at least 1", field="target_judgments")
     return Round.objects.create(
-        campaign=campaign, number=last + 1, name=name or f"Round {last + 1}", target_judgments=target_judgments
+        campaign=campaign, number=last + 1, name=name or f"Round {last + 1}", target_judgments=target_judgments,
+        purpose=purpose,
     )
 
 
@@ -186,7 +191,9 @@ def round_close(*, round: Round) -> Round:
 
 
 def round_current(*, campaign: Campaign) -> Round:
-    """The newest open round, opening one if every round is closed."""
-    current = Round.objects.filter(campaign=campaign, status=Round.Status.OPEN).order_by("-number").first()
+    """The newest open collection round, opening one if every such round is closed (evaluation rounds are
+    never the current round: an import that names no round must not land in a held-out comparison)."""
+    current = (Round.objects.filter(campaign=campaign, status=Round.Status.OPEN, purpose=Round.Purpose.COLLECT)
+               .order_by("-number").first())
     return current or round_create(campaign=campaign)
 

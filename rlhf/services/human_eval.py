@@ -38,7 +38,7 @@ from django.db.models import QuerySet
 
 from labeling.errors import ValidationError
 from labeling.events import send_event_on_commit
-from labeling.models import Campaign, ComparisonItem, Judgment, Prompt, Response
+from labeling.models import Campaign, ComparisonItem, Judgment, Prompt, Response, Round
 from labeling.quality import majority_vote
 from labeling.services.campaigns import round_create
 from labeling.services.items import ItemSpec, PromptSpec, ResponseSpec, items_create
@@ -177,7 +177,8 @@ def human_eval_create(
         raise ValidationError("seed must be a non-negative integer", field="seed")
     chosen = _choose_prompts(campaign=campaign, prompts=prompts, seed=seed)
     params = _generation(campaign, generation, seed)
-    rnd = round_create(campaign=campaign, name=(name or f"Human eval: {policy_b.label} vs {policy_a.label}")[:200])
+    rnd = round_create(campaign=campaign, name=(name or f"Human eval: {policy_b.label} vs {policy_a.label}")[:200],
+                       purpose=Round.Purpose.EVALUATION)
     he = HumanEvaluation.objects.create(
         campaign=campaign, round=rnd, model_a=policy_a, model_b=policy_b, prompts_count=len(chosen),
         prompt_ids=[p.pk for p in chosen], generation=params, created_by=created_by,

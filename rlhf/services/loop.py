@@ -203,8 +203,8 @@ def iteration_start(*, round_id: int) -> LoopIteration | None:
     loop mode, the round is open or has no judgments, or ``max_rounds`` is reached."""
     with transaction.atomic():
         rnd = Round.objects.select_for_update().filter(pk=round_id).first()
-        if rnd is None or rnd.status != Round.Status.CLOSED:
-            return None
+        if rnd is None or rnd.status != Round.Status.CLOSED or rnd.purpose == Round.Purpose.EVALUATION:
+            return None  # an evaluation round (human eval between versions) is held out: never trained on
         config = LoopConfig.objects.filter(campaign_id=rnd.campaign_id, enabled=True).first()
         if config is None:
             return None
@@ -278,7 +278,8 @@ def step_data(*, iteration_id: int) -> LoopIteration | None:
     if policy_data.rows == 0:
         return _fail(it, f"round {it.round.number} gave no preference pairs (only ties or both-bad?)")
     if config.needs_reward_model:
-        upto = list(Round.objects.filter(campaign=campaign, number__lte=it.round.number).values_list("pk", flat=True))
+        upto = list(Round.objects.filter(campaign=campaign, number__lte=it.round.number)
+                    .exclude(purpose=Round.Purpose.EVALUATION).values_list("pk", flat=True))
         build_preference_data(campaign=campaign, round_ids=upto, folder=folder / "reward", eval_fraction=0.1,
                               seed=it.round.number)
     nxt = Stage.REWARD if config.needs_reward_model else Stage.TRAIN

@@ -18,6 +18,14 @@ from tests.factories import CampaignFactory, ItemFactory
 pytestmark = pytest.mark.django_db
 
 
+def _lengthen_second(item):
+    """The shorter-answer rule then prefers the first response (no tie)."""
+    first, second = [link.response for link in item.item_responses.all()]
+    second.text = first.text + " longer"
+    second.save()
+    return item
+
+
 def _judged_campaign(n=6):
     campaign = CampaignFactory(overlap=1)
     for i in range(n):
@@ -89,3 +97,40 @@ def test_iteration_steps_are_idempotent_and_a_failed_one_can_be_retried(storage,
         loop.step_train(iteration_id=it.pk)
     it.refresh_from_db()
     assert it.stage == LoopIteration.Stage.EVALUATE and it.policy.parent.number == 0 and not it.policy.promoted
+
+
+def test_an_evaluation_round_is_never_trained_on_nor_the_current_round(storage, tiny_policy_dir, monkeypatch,
+                                                                      django_capture_on_commit_callbacks):
+    """A human evaluation's round holds held-out comparisons: closing it starts no loop turn, the reward model's
+    data of a later turn leaves it out, and an import that names no round does not land in it."""
+    from labeling.models import Round
+    from labeling.services.campaigns import round_create, round_current
+
+    monkeypatch.setattr("rlhf.tasks.loop_data.delay", lambda i: None)
+    monkeypatch.setattr("rlhf.tasks.gpu_loop_step.delay", lambda i, s: None)
+    monkeypatch.setattr("rlhf.tasks.loop_iteration_start.delay", lambda r: None)
+    campaign = _judged_campaign()
+    collect = campaign.rounds.get(number=1)
+    evaluation = round_create(campaign=campaign, purpose=Round.Purpose.EVALUATION)
+    assert round_current(campaign=campaign) == collect  # the newest open round is the evaluation one
+    base = base_model_get_or_create(name="tiny", source=str(tiny_policy_dir))
+    backbone = base_model_get_or_create(name="tiny-rm", source=str(tiny_policy_dir), kind="reward")
+    loop.loop_configure(campaign=campaign, base_model=base, reward_backbone=backbone, enabled=True,
+                        algorithm="grpo", train_params={"max_steps": 1, "max_length": 64, "batch_size": 2})
+    item = _lengthen_second(ItemFactory(campaign=campaign, round=evaluation))
+    SimulatedAnnotator.from_spec(campaign=campaign, spec={"rule": "shorter"}).run()
+    assert item.judgments.exists()
+    round_close(round=evaluation)
+    assert loop.iteration_start(round_id=evaluation.pk) is None
+    # The next collection round (3) trains on rounds 1 and 3, never on the evaluation round 2 between them.
+    round_close(round=collect)
+    later = round_create(campaign=campaign)
+    _lengthen_second(ItemFactory(campaign=campaign, round=later))
+    SimulatedAnnotator.from_spec(campaign=campaign, spec={"rule": "shorter"}).run()
+    round_close(round=later)
+    it = loop.iteration_start(round_id=later.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        loop.step_data(iteration_id=it.pk)
+    reward_text = "".join(p.read_text() for p in (loop.loop_root() / str(it.pk) / "reward").glob("*.jsonl"))
+    assert any(i.prompt.text in reward_text for i in collect.items.all())  # its decisive judgments are there
+    assert item.prompt.text not in reward_text
