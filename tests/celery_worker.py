@@ -46,7 +46,7 @@ def _broker(redis_url: str | None, storage: Path) -> tuple[str, dict]:
     broker = storage / "broker"
     for sub in ("out", "processed", "control"):
         (broker / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
+    return "filesystem://localhost//", {
         "data_folder_in": str(broker / "out"),
         "data_folder_out": str(broker / "out"),
         "data_folder_processed": str(broker / "processed"),
