@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -91,3 +92,19 @@ def celery_worker(*, queues: str, storage: Path, log_path: Path, redis_url: str 
         log.close()
         app.conf.broker_url, app.conf.broker_transport_options = saved
         _reset_pool(app)
+
+
+def wait_for(what: str, check: Callable, proc: subprocess.Popen, log: Path, *, timeout: float,
+             interval: float = 0.25, context: Callable[[], str] = lambda: ""):
+    """Poll ``check`` until it returns something truthy (returned) while the worker lives; else fail the test
+    with ``context()`` (what the database says went wrong) and the tail of the worker's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if proc.poll() is not None:
+            break
+        time.sleep(interval)
+    tail = log.read_text()[-6000:] if log.exists() else ""
+    pytest.fail(f"timed out waiting for {what}; {context()}\nworker log:\n{tail}")

@@ -19,7 +19,7 @@ from rlhf.services.human_eval import human_eval_create, human_eval_result
 from rlhf.services.registry import base_model_get_or_create, policy_base_version
 from rlhf.services.runs import run_create, run_enqueue
 from rlhf.simulate import SimulatedAnnotator
-from tests.celery_worker import celery_worker
+from tests.celery_worker import celery_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.training]
 
@@ -36,17 +36,8 @@ def worker(storage, tmp_path):
 
 
 def _wait(what: str, check, proc, log: Path, timeout: float = 240.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if proc.poll() is not None:
-            break
-        time.sleep(0.25)
-    tail = log.read_text()[-6000:] if log.exists() else ""
-    errors = list(TrainingRun.objects.exclude(error="").values_list("pk", "error"))
-    pytest.fail(f"timed out waiting for {what}; run errors: {errors}\nworker log:\n{tail}")
+    return wait_for(what, check, proc, log, timeout=timeout, context=lambda: "run errors: " + str(
+        list(TrainingRun.objects.exclude(error="").values_list("pk", "error"))))
 
 
 def _dpo_pairs(path: Path, prompts: list) -> None:

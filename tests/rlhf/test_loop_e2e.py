@@ -22,7 +22,7 @@ from rlhf.models import LoopIteration, PolicyVersion, ResponseProvenance, Traini
 from rlhf.services.loop import loop_configure, loop_start
 from rlhf.services.registry import base_model_get_or_create
 from rlhf.simulate import SimulatedAnnotator
-from tests.celery_worker import celery_worker
+from tests.celery_worker import celery_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.training]
 
@@ -38,18 +38,11 @@ def worker(storage, tmp_path):
 
 
 def _wait(what: str, check, proc, log: Path, timeout: float = 150.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if proc.poll() is not None:
-            break
-        time.sleep(0.25)
-    tail = log.read_text()[-6000:] if log.exists() else ""
-    failed = list(TrainingRun.objects.filter(status=TrainingRun.Status.FAILED).values_list("error", flat=True))
-    errors = list(LoopIteration.objects.values_list("stage", "error"))
-    pytest.fail(f"timed out waiting for {what}; runs failed: {failed}; iterations: {errors}\nworker log:\n{tail}")
+    def context() -> str:
+        failed = list(TrainingRun.objects.filter(status=TrainingRun.Status.FAILED).values_list("error", flat=True))
+        return f"runs failed: {failed}; iterations: {list(LoopIteration.objects.values_list('stage', 'error'))}"
+
+    return wait_for(what, check, proc, log, timeout=timeout, context=context)
 
 
 def _mentions(texts: list[str]) -> tuple[float, float]:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,7 @@ REDIS_URL = os.environ.get("LOOPWISE_RESUME_REDIS_URL") or os.environ.get("TEST_
 
 
 def _wait(what: str, check, proc, log: Path, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}; worker log:\n{log.read_text()[-5000:] if log.exists() else ''}")
+    return celery_worker.wait_for(what, check, proc, log, timeout=timeout, interval=0.05)
 
 
 def _second_worker(storage: Path, log_path: Path) -> subprocess.Popen:

@@ -3,15 +3,13 @@
 // trying to reconnect.
 import { barChart, cumulativeChart } from "./charts.js";
 import { getJSON, pageData } from "./http.js";
+import { connectLive } from "./live.js";
 import { applyProgress, applyRuns } from "./training.js";
 
 const page = pageData();
 const live = document.getElementById("live");
-const params = new URLSearchParams(location.search);
-const POLL_MS = Math.max(1000, Number(params.get("poll")) || 10_000);
-let pollTimer = null;
 let refreshTimer = null;
-let retryMs = 1000;
+let connection = null;
 
 function render(data) {
   for (const node of document.querySelectorAll("[data-kpi]")) node.textContent = data[node.dataset.kpi];
@@ -40,7 +38,7 @@ async function refresh() {
     // A run that joined the panel (a new one, or the active set changed) needs its row: say so.
     if (training && applyRuns(training).length) document.getElementById("new-runs").hidden = false;
   } catch (err) {
-    setMode(live.dataset.mode, `update failed: ${err.message}`);
+    connection?.setMode(live.dataset.mode, `update failed: ${err.message}`);
   }
 }
 
@@ -50,48 +48,15 @@ function refreshSoon() {
   refreshTimer = setTimeout(refresh, 150);
 }
 
-function setMode(mode, note = "") {
-  live.dataset.mode = mode;
-  const text = { live: "Live", polling: `Polling every ${POLL_MS / 1000} s`, connecting: "Connecting…" }[mode];
-  live.textContent = note ? `${text} (${note})` : text;
-}
-
-function startPolling() {
-  if (pollTimer) return;
-  setMode("polling");
-  pollTimer = setInterval(refresh, POLL_MS);
-}
-
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  let socket;
-  try {
-    socket = new WebSocket(`${scheme}://${location.host}${page.ws_path}`);
-  } catch {
-    startPolling();
-    return;
-  }
-  socket.addEventListener("open", () => {
-    retryMs = 1000;
-    clearInterval(pollTimer);
-    pollTimer = null;
-    setMode("live");
-    refresh(); // catch up on whatever happened while disconnected
-  });
-  socket.addEventListener("message", (e) => {
+render(page.initial);
+connection = connectLive({
+  wsPath: page.ws_path,
+  status: live,
+  refresh, // on (re)connect, to catch up on whatever happened while disconnected, and on every poll
+  onEvent: (message) => {
     // Training progress arrives every half second while a run trains: it updates its row in place rather
     // than re-reading the whole dashboard.
-    let message = {};
-    try { message = JSON.parse(e.data); } catch { /* not ours: refresh anyway */ }
     if (message.event === "run.progress" && applyProgress(message.payload)) return;
     refreshSoon();
-  });
-  socket.addEventListener("close", () => {
-    startPolling();
-    setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, 60_000);
-  });
-}
-
-render(page.initial);
-connect();
+  },
+});
