@@ -9,13 +9,16 @@ item id -> ``Consensus(label, confidence, votes, posterior)``, labels as in ``se
 """
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+from array import array
+from collections import Counter, defaultdict
 from itertools import combinations
 from statistics import median
 
+import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Case, Count, OuterRef, Q, Subquery, TextField, When
+from django.db.models.functions import Cast, TruncDate
 
 from .errors import NotFound
 from .models import (
@@ -32,12 +35,11 @@ from .models import (
 from .quality.aggregation import Consensus, dawid_skene, majority_vote
 from .quality.agreement import (
     cohen_kappa,
-    cohen_kappa_ci,
-    krippendorff_alpha,
-    krippendorff_alpha_ci,
-    nominal_agreement_ci,
+    cohen_kappa_ci_codes,
+    krippendorff_alpha_ci_counts,
+    krippendorff_alpha_counts,
+    nominal_agreement_ci_counts,
     pairwise_tables,
-    percent_agreement,
 )
 from .quality.rating import bradley_terry, elo, ratings_with_ci
 from .services import quality_labels as ql
@@ -45,6 +47,10 @@ from .services.quality import SCORED_SOURCES
 from .services.quality_checks import annotator_accuracies
 
 METHODS = ("dawid_skene", "majority")
+# agreement_report's columns (tuples, not dicts) and the keys quality_labels reads them under.
+_COLUMNS = ("item_id", "annotator_id", "kind", "winner_id", "winner_position", "both_bad", "strength", "ranks", "round_id")
+_KEYS = ("item_id", "annotator_id", "kind", "winner_id", "winner_position", "both_bad", "strength", "ranking", "round_id")
+_NO_STRENGTH = -128  # signed strength code for "no value" (both-bad, rankings)
 
 
 def _rows(*, campaign: Campaign, round_id: int | None = None, sources=SCORED_SOURCES) -> list[dict]:
@@ -73,51 +79,178 @@ def _units(rows: list[dict], positions: dict) -> tuple[dict, dict, dict]:
     return dict(nominal), dict(strength), dict(ranking)
 
 
+def _encoded_judgments(*, campaign: Campaign, round_id: int | None) -> dict:
+    """One pass over the campaign's scored judgments (id order, tuples of the needed columns, streamed) into
+    compact arrays: per judgment with an annotator its item, annotator index, outcome label code, signed
+    strength (``_NO_STRENGTH`` when missing) and round; ranking entries per (item, response) unit; and the
+    judgment count per round. At a million judgments the dict rows this replaces took about 2 GB."""
+    qs = Judgment.objects.filter(campaign=campaign, source__in=SCORED_SOURCES)
+    if round_id is not None:
+        qs = qs.filter(round_id=round_id)
+    positions = ql.positions_for(
+        qs.filter(kind=Judgment.Kind.RANKING).order_by().values_list("item_id", flat=True).distinct())
+    winner_position = ItemResponse.objects.filter(item_id=OuterRef("item_id"), response_id=OuterRef("winner_id"))
+    rows = qs.annotate(
+        winner_position=Subquery(winner_position.values("position")[:1]),
+        # Only rankings need the ranking column: pairwise rows skip the JSON decoding.
+        # As text, decoded here: a JSONField converter would run on every row, ranking or not.
+        ranks=Case(When(kind=Judgment.Kind.RANKING, then=Cast("ranking", TextField())), default=None),
+    ).values_list(*_COLUMNS).order_by("id")
+    cols = {name: array(code) for name, code in (("item", "q"), ("coder", "i"), ("label", "b"), ("strength", "b"),
+                                                  ("round", "i"), ("r_unit", "q"), ("r_coder", "i"), ("r_value", "i"))}
+    coders, labels, rounds, rank_units, per_round = {}, {}, {}, {}, Counter()
+    for row in rows.iterator(chunk_size=5000):
+        r = dict(zip(_KEYS, row, strict=True))
+        per_round[r["round_id"]] += 1
+        if r["ranking"] is not None:
+            r["ranking"] = json.loads(r["ranking"])
+        if r["annotator_id"] is None:
+            continue
+        pos = positions[r["item_id"]] if r["kind"] == Judgment.Kind.RANKING else {r["winner_id"]: r["winner_position"]}
+        coder = coders.setdefault(r["annotator_id"], len(coders))
+        signed = ql.signed_strength(r, pos)
+        for name, value in (("item", r["item_id"]), ("coder", coder), ("round", rounds.setdefault(r["round_id"], len(rounds))),
+                            ("label", labels.setdefault(ql.label(r, pos), len(labels))),
+                            ("strength", _NO_STRENGTH if signed is None else signed)):
+            cols[name].append(value)
+        if r["kind"] == Judgment.Kind.RANKING:
+            for response_id, rank in ql.rank_values(r).items():
+                cols["r_unit"].append(rank_units.setdefault((r["item_id"], response_id), len(rank_units)))
+                cols["r_coder"].append(coder)
+                cols["r_value"].append(rank)
+    arrays = {name: np.frombuffer(col, dtype=col.typecode) if col else np.zeros(0, dtype=col.typecode)
+              for name, col in cols.items()}
+    return {**arrays, "coders": list(coders), "labels": list(labels), "rounds": list(rounds), "per_round": per_round}
+
+
+def _latest(unit: np.ndarray, coder: np.ndarray, value: np.ndarray, n_coders: int) -> tuple:
+    """What ``{unit: {coder: value}}`` built in row order holds, as arrays: a later judgment by the same coder on
+    the same unit replaces the earlier one, units keep the order they first appeared in. Returns (each entry's
+    unit position, coder, value)."""
+    if not len(unit):
+        return unit, coder, value
+    key = unit.astype(np.int64) * n_coders + coder
+    keep = np.sort(len(key) - 1 - np.unique(key[::-1], return_index=True)[1])
+    uniq, first = np.unique(unit, return_index=True)
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))
+    return rank[np.searchsorted(uniq, unit[keep])], coder[keep], value[keep]
+
+
+def _table(unit_pos: np.ndarray, codes: np.ndarray, decoded: list, sort_key, pairable_only: bool = True) -> tuple:
+    """(units x values count table, values in ``sort_key`` order); values are those present in the table's units."""
+    sizes = np.bincount(unit_pos) if len(unit_pos) else np.zeros(0, dtype=np.int64)
+    if pairable_only:
+        keep = sizes[unit_pos] >= 2
+        unit_pos = (np.cumsum(sizes >= 2) - 1)[unit_pos[keep]]
+        codes, sizes = codes[keep], sizes[sizes >= 2]
+    present = sorted(set(codes.tolist()), key=lambda c: sort_key(decoded[c]))
+    index = np.zeros(len(decoded), dtype=np.int64)
+    index[present] = np.arange(len(present))
+    table = np.bincount(unit_pos * len(present) + index[codes], minlength=len(sizes) * len(present))
+    return table.reshape(len(sizes), len(present)).astype(np.int32), [decoded[c] for c in present]
+
+
+def _alpha_key(v):
+    return isinstance(v, str), v
+
+
 def _names(user_ids) -> dict[int, str]:
     return dict(get_user_model().objects.filter(pk__in=list(user_ids)).values_list("pk", "username"))
+
+
+def _pairs(unit_pos, coder, label, coder_ids: list, labels: list, names: dict, n_boot: int) -> list[dict]:
+    """Every annotator pair's table over the items both judged, as ``pairwise_tables`` orders it (coders by
+    ``repr`` within an item, tables by first appearance, then most shared items first), with Cohen's kappa."""
+    if not len(unit_pos):
+        return []
+    order_of = np.empty(len(coder_ids), dtype=np.int64)
+    order_of[sorted(range(len(coder_ids)), key=lambda c: repr(coder_ids[c]))] = np.arange(len(coder_ids))
+    idx = np.lexsort((order_of[coder], unit_pos))
+    unit_pos, coder, label = unit_pos[idx], coder[idx], label[idx]
+    # Entry i pairs with entry i + gap of the same item: all of combinations(), first coder before second.
+    gaps = range(1, int(np.bincount(unit_pos).max()))
+    first = np.concatenate([np.zeros(0, dtype=np.int64)] + [np.nonzero(unit_pos[g:] == unit_pos[:-g])[0] for g in gaps])
+    second = np.concatenate([np.zeros(0, dtype=np.int64)] + [np.nonzero(unit_pos[g:] == unit_pos[:-g])[0] + g for g in gaps])
+    if not len(first):
+        return []
+    key = coder[first].astype(np.int64) * len(coder_ids) + coder[second]
+    o = np.lexsort((unit_pos[first], key))
+    first, second, key = first[o], second[o], key[o]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    appear = np.lexsort((second[starts], first[starts], unit_pos[first[starts]])).tolist()
+    result = []
+    for g in sorted(appear, key=lambda g: -(ends[g] - starts[g])):
+        x, y = label[first[starts[g]:ends[g]]], label[second[starts[g]:ends[g]]]
+        cats = sorted({labels[c] for c in np.concatenate([x, y]).tolist()}, key=repr)
+        code = np.array([cats.index(lab) if lab in cats else -1 for lab in labels], dtype=np.int64)
+        a, b = coder_ids[int(coder[first[starts[g]]])], coder_ids[int(coder[second[starts[g]]])]
+        result.append({"annotators": [names.get(a, a), names.get(b, b)], "ids": [a, b], "n_items": len(x),
+                       "percent_agreement": round(int((x == y).sum()) / len(x), 4),
+                       "cohen_kappa": cohen_kappa_ci_codes(code[x], code[y], len(cats), n_boot=n_boot).as_dict()})
+    return result
+
+
+def _percent_agreement(table: np.ndarray) -> float | None:
+    """``percent_agreement`` from a pairable count table: each unit's share of agreeing pairs, averaged (same
+    integer ratios, summed in unit order as the dict version does)."""
+    if not len(table):
+        return None
+    t = table.astype(np.int64)
+    m = t.sum(axis=1)
+    shares = (t * (t - 1) // 2).sum(axis=1) / (m * (m - 1) // 2)
+    return sum(shares.tolist()) / len(shares)
 
 
 def agreement_report(*, campaign: Campaign, round_id: int | None = None, n_boot: int = 200) -> dict:
     """Agreement over the campaign (or one round): outcome (A / B / tie / both-bad) as nominal data, strength
     as ordinal data on a signed scale, rankings as ordinal ranks per (item, response); every annotator pair's
-    Cohen's kappa; each with a unit-bootstrap 95% interval. Per round too when no round is given."""
-    rows = _rows(campaign=campaign, round_id=round_id)
-    positions = ql.positions_for({r["item_id"] for r in rows})
-    nominal, strength, ranking = _units(rows, positions)
-    names = _names({r["annotator_id"] for r in rows if r["annotator_id"]})
+    Cohen's kappa; each with a unit-bootstrap 95% interval. Per round too when no round is given.
 
-    def alpha(units, metric):
-        return krippendorff_alpha_ci(units, metric, n_boot=n_boot).as_dict()
+    Works on compact arrays (``_encoded_judgments``) and count tables, never on per-judgment dicts: the
+    snapshot manifest calls this on campaigns of a million judgments."""
+    enc = _encoded_judgments(campaign=campaign, round_id=round_id)
+    n_coders = len(enc["coders"])
+    coder_ids = np.array(enc["coders"], dtype=np.int64)
+    names = _names(c for c in enc["coders"] if c)
+    unit_pos, coder, label = _latest(enc["item"], enc["coder"], enc["label"], n_coders)
+    nominal, label_values = _table(unit_pos, label, enc["labels"], _alpha_key)
+    categories, _ = _table(unit_pos, label, enc["labels"], repr)
+    has_strength = enc["strength"] != _NO_STRENGTH
+    s_pos, _, s_val = _latest(enc["item"][has_strength], enc["coder"][has_strength], enc["strength"][has_strength], n_coders)
+    strength, strength_values = _table(s_pos, s_val.astype(np.int64) - _NO_STRENGTH, list(range(_NO_STRENGTH, 128)), _alpha_key)
+    r_pos, _, r_val = _latest(enc["r_unit"], enc["r_coder"], enc["r_value"], n_coders)
+    ranks = sorted(set(r_val.tolist()))
+    ranking, rank_values = _table(r_pos, np.searchsorted(ranks, r_val), ranks, _alpha_key)
 
-    pairs = []
-    for (a, b), table in sorted(pairwise_tables(nominal).items(), key=lambda kv: -len(kv[1])):
-        agree = sum(x == y for x, y in table) / len(table)
-        pairs.append({"annotators": [names.get(a, a), names.get(b, b)], "ids": [a, b], "n_items": len(table),
-                      "percent_agreement": round(agree, 4), "cohen_kappa": cohen_kappa_ci(table, n_boot=n_boot).as_dict()})
-    outcome = {k: e.as_dict() for k, e in nominal_agreement_ci(nominal, n_boot=n_boot).items()}
+    def alpha(table, values, metric):
+        return krippendorff_alpha_ci_counts(table, values, metric, n_boot=n_boot).as_dict()
+
+    outcome = {k: e.as_dict() for k, e in nominal_agreement_ci_counts(categories, n_boot=n_boot).items()}
     report = {
         "campaign": campaign.pk,
         "round": round_id,
-        "judgments": len(rows),
+        "judgments": sum(enc["per_round"].values()),
         "annotators": len(names),
-        "items_with_overlap": sum(1 for v in nominal.values() if len(v) >= 2),
-        "outcome": {**outcome, "krippendorff_alpha_nominal": alpha(nominal, "nominal")},
-        "strength": {"krippendorff_alpha_ordinal": alpha(strength, "ordinal")},
-        "ranking": {"krippendorff_alpha_ordinal": alpha(ranking, "ordinal")},
-        "pairs": pairs,
+        "items_with_overlap": len(nominal),
+        "outcome": {**outcome, "krippendorff_alpha_nominal": alpha(nominal, label_values, "nominal")},
+        "strength": {"krippendorff_alpha_ordinal": alpha(strength, strength_values, "ordinal")},
+        "ranking": {"krippendorff_alpha_ordinal": alpha(ranking, rank_values, "ordinal")},
+        "pairs": _pairs(unit_pos, coder, label, list(coder_ids.tolist()), enc["labels"], names, n_boot),
     }
     if round_id is None:
-        by_round: dict = defaultdict(list)
-        for r in rows:
-            by_round[r["round_id"]].append(r)
         report["rounds"] = []
-        for rid, round_rows in sorted(by_round.items()):
-            units = _units(round_rows, positions)[0]
+        for rid in sorted(enc["per_round"]):
+            code = enc["rounds"].index(rid) if rid in enc["rounds"] else -1
+            mine = enc["round"] == code
+            pos, _, lab = _latest(enc["item"][mine], enc["coder"][mine], enc["label"][mine], n_coders)
+            table, values = _table(pos, lab, enc["labels"], _alpha_key, pairable_only=False)
             report["rounds"].append({
                 "round": rid,
-                "judgments": len(round_rows),
-                "percent_agreement": percent_agreement(units),
-                "krippendorff_alpha_nominal": krippendorff_alpha(units, "nominal"),
+                "judgments": enc["per_round"][rid],
+                "percent_agreement": _percent_agreement(table[table.sum(axis=1) >= 2]),
+                "krippendorff_alpha_nominal": krippendorff_alpha_counts(table, values, "nominal"),
             })
     return report
 

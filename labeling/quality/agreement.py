@@ -41,7 +41,8 @@ class Estimate:
 
 
 def _pairable(units: Units) -> dict:
-    return {u: dict(v) for u, v in units.items() if len(v) >= 2}
+    # No copy of each unit's mapping: at a million judgments the copies were a second full set of dicts.
+    return {u: v for u, v in units.items() if len(v) >= 2}
 
 
 def percent_agreement(units: Units) -> float | None:
@@ -217,12 +218,55 @@ def wilson_interval(successes: int, n: int, *, z: float = 1.959964) -> tuple[flo
 # --- Vectorised bootstrap ------------------------------------------------------------------------------------
 # Resampling units with replacement is the same as giving each unit a multinomial weight; every statistic
 # here is a function of weighted sums of per-unit contributions, so one matrix product per statistic
-# replaces n_boot Python passes (5,000 units x 200 resamples: milliseconds instead of half a minute).
+# replaces n_boot Python passes. Units are held as a count table (unit x value, small ints) and grouped by
+# identical rows ("patterns": a few hundred at most), so a resample is reduced to per-pattern weight sums
+# as it is drawn: memory stays O(units + n_boot x patterns), never O(n_boot x units).
 
 
 def _weights(n_units: int, n_boot: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=n_boot).astype(float)
+
+
+def _grouped_weights(inverse: np.ndarray, n_groups: int, n_boot: int, seed: int) -> np.ndarray:
+    """``_weights(len(inverse), n_boot, seed)`` summed per group (``inverse``: each unit's group), drawn in
+    blocks of rows: ``Generator.multinomial`` draws its rows one after the other, so the blocks give the very
+    same draws as one call (tests/labeling/quality checks this)."""
+    n = len(inverse)
+    rng = np.random.default_rng(seed)
+    p = np.full(n, 1 / n)
+    out = np.empty((n_boot, n_groups))
+    block = max(1, min(n_boot, 2_000_000 // n))
+    for start in range(0, n_boot, block):
+        draws = rng.multinomial(n, p, size=min(block, n_boot - start))
+        for i, row in enumerate(draws):
+            out[start + i] = np.bincount(inverse, weights=row, minlength=n_groups)
+    return out
+
+
+def _patterns(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct rows, each row's pattern index, multiplicity of each pattern)."""
+    table = np.asarray(table)
+    base = int(table.max()) + 1 if table.size else 1
+    if table.ndim == 2 and table.shape[1] * math.log2(base) < 62:
+        # One integer per row (mixed radix): a 1-d unique is ~20x faster than unique(axis=0) on a million rows.
+        keys = table.astype(np.int64) @ (base ** np.arange(table.shape[1], dtype=np.int64))
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        uniq = table[first]
+    else:
+        uniq, inverse = np.unique(table, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return uniq, inverse, np.bincount(inverse, minlength=len(uniq)).astype(float)
+
+
+def count_table(units: Units, values: list) -> np.ndarray:
+    """units x ``values``: how many coders gave each value in each unit (unit order kept)."""
+    index = {v: i for i, v in enumerate(values)}
+    table = np.zeros((len(units), len(values)), dtype=np.int32)
+    for u, vs in enumerate(units.values()):
+        for v in vs.values():
+            table[u, index[v]] += 1
+    return table
 
 
 def _interval(draws: np.ndarray, level: float) -> tuple[float | None, float | None]:
@@ -244,44 +288,80 @@ def _alpha_from_o(o: np.ndarray, values: list, metric: str) -> float:
     return float("nan") if expected == 0 else float(1 - (o * d2).sum() / expected)
 
 
+def _coincidence_rows(uniq: np.ndarray) -> np.ndarray:
+    """Each count row's contribution to the coincidence matrix, flattened: n_c * (n_k - [c == k]) / (m - 1)."""
+    m = uniq.sum(axis=1).astype(float)
+    pairs = uniq[:, :, None].astype(float) * uniq[:, None, :] - np.einsum("uc,ck->uck", uniq, np.eye(uniq.shape[1]))
+    return (pairs / (m - 1)[:, None, None]).reshape(len(uniq), -1)
+
+
+def _unit_order_sum(rows: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """Sum of ``rows[inverse[u]]`` over units u added one unit after the other, as the per-unit loop and
+    ``per_unit.sum(axis=0)`` add them, so the totals are the same floats (not just equal up to rounding);
+    accumulated in blocks so the per-unit rows never all exist at once."""
+    total = np.zeros((1, rows.shape[1]))
+    for start in range(0, len(inverse), 65_536):
+        total = np.cumsum(np.vstack([total, rows[inverse[start:start + 65_536]]]), axis=0)[-1:]
+    return total[0]
+
+
+def krippendorff_alpha_counts(table: np.ndarray, values: list, metric: str = "nominal") -> float | None:
+    """``krippendorff_alpha`` from a count table (units x ``values``, sorted as ``_coincidences`` sorts)."""
+    table = table[table.sum(axis=1) >= 2]
+    if not len(table):
+        return krippendorff_alpha({}, metric)
+    uniq, inverse, _ = _patterns(table)
+    o = _unit_order_sum(_coincidence_rows(uniq), inverse).reshape(len(values), len(values))
+    value = _alpha_from_o(o, values, metric)
+    return None if math.isnan(value) else value
+
+
 def krippendorff_alpha_ci(
     units: Units, metric: str = "nominal", *, n_boot: int = 500, level: float = 0.95, seed: int = 0
 ) -> Estimate:
     """Krippendorff's alpha with a percentile bootstrap over (pairable) units, vectorised."""
     pairable = _pairable(units)
     values, _ = _coincidences(pairable)
-    index = {v: i for i, v in enumerate(values)}
-    per_unit = np.zeros((len(pairable), len(values), len(values)))
-    for u, vs in enumerate(pairable.values()):
-        counts = Counter(index[v] for v in vs.values())
-        m = len(vs)
-        for c, nc in counts.items():
-            for k, nk in counts.items():
-                per_unit[u, c, k] = nc * (nk - (1 if c == k else 0)) / (m - 1)
-    value = _alpha_from_o(per_unit.sum(axis=0), values, metric) if len(pairable) else float("nan")
+    return krippendorff_alpha_ci_counts(count_table(pairable, values), values, metric, n_boot=n_boot, level=level, seed=seed)
+
+
+def krippendorff_alpha_ci_counts(
+    table: np.ndarray, values: list, metric: str = "nominal", *, n_boot: int = 500, level: float = 0.95, seed: int = 0
+) -> Estimate:
+    """``krippendorff_alpha_ci`` from the pairable units' count table (units x ``values``, in unit order)."""
+    n = len(table)
+    if n == 0:
+        return Estimate(value=None, n_units=0)
+    uniq, inverse, _ = _patterns(table)
+    rows = _coincidence_rows(uniq)
+    size = len(values)
+    value = _alpha_from_o(_unit_order_sum(rows, inverse).reshape(size, size), values, metric)
     if math.isnan(value):
-        return Estimate(value=None, n_units=len(pairable))
-    if n_boot <= 0 or len(pairable) < 2:
-        return Estimate(value=value, n_units=len(pairable))
-    flat = per_unit.reshape(len(pairable), -1)
-    sums = _weights(len(pairable), n_boot, seed) @ flat
-    draws = np.array([_alpha_from_o(s.reshape(len(values), len(values)), values, metric) for s in sums])
+        return Estimate(value=None, n_units=n)
+    if n_boot <= 0 or n < 2:
+        return Estimate(value=value, n_units=n)
+    sums = _grouped_weights(inverse, len(uniq), n_boot, seed) @ rows
+    draws = np.array([_alpha_from_o(s.reshape(size, size), values, metric) for s in sums])
     low, high = _interval(draws, level)
-    return Estimate(value=value, low=low, high=high, n_units=len(pairable))
+    return Estimate(value=value, low=low, high=high, n_units=n)
 
 
 def nominal_agreement_ci(units: Units, *, n_boot: int = 500, level: float = 0.95, seed: int = 0) -> dict[str, Estimate]:
     """Percent agreement and Fleiss' kappa over the same resamples (vectorised)."""
     pairable = _pairable(units)
-    n = len(pairable)
+    categories = sorted({v for vs in pairable.values() for v in vs.values()}, key=repr)
+    return nominal_agreement_ci_counts(count_table(pairable, categories), n_boot=n_boot, level=level, seed=seed)
+
+
+def nominal_agreement_ci_counts(
+    table: np.ndarray, *, n_boot: int = 500, level: float = 0.95, seed: int = 0
+) -> dict[str, Estimate]:
+    """``nominal_agreement_ci`` from the pairable units' count table (units x categories, in unit order)."""
+    n = len(table)
     if n == 0:
         return {"percent_agreement": Estimate(None), "fleiss_kappa": Estimate(None)}
-    categories = sorted({v for vs in pairable.values() for v in vs.values()}, key=repr)
-    index = {c: i for i, c in enumerate(categories)}
-    counts = np.zeros((n, len(categories)))
-    for u, vs in enumerate(pairable.values()):
-        for v in vs.values():
-            counts[u, index[v]] += 1
+    counts, inverse, mult = _patterns(table)
+    counts = counts.astype(float)
     n_i = counts.sum(axis=1)
     p_i = ((counts * counts).sum(axis=1) - n_i) / (n_i * (n_i - 1))
 
@@ -293,11 +373,11 @@ def nominal_agreement_ci(units: Units, *, n_boot: int = 500, level: float = 0.95
             kappa = np.where(pe >= 1, np.where(p_bar >= 1, 1.0, 0.0), (p_bar - pe) / (1 - pe))
         return p_bar, kappa
 
-    p_bar, kappa = stats(np.ones((1, n)))
+    p_bar, kappa = stats(mult[None, :])
     result = {"percent_agreement": float(p_bar[0]), "fleiss_kappa": float(kappa[0])}
     if n_boot <= 0 or n < 2:
         return {k: Estimate(v, n_units=n) for k, v in result.items()}
-    boot_p, boot_k = stats(_weights(n, n_boot, seed))
+    boot_p, boot_k = stats(_grouped_weights(inverse, len(counts), n_boot, seed))
     out = {}
     for name, draws in (("percent_agreement", boot_p), ("fleiss_kappa", boot_k)):
         low, high = _interval(draws, level)
@@ -309,21 +389,37 @@ def cohen_kappa_ci(
     pairs: Sequence[tuple[Hashable, Hashable]], *, n_boot: int = 500, level: float = 0.95, seed: int = 0
 ) -> Estimate:
     """Cohen's kappa with a vectorised percentile bootstrap over the paired units."""
-    n = len(pairs)
-    value = cohen_kappa(pairs)
-    if value is None or n_boot <= 0 or n < 2:
-        return Estimate(value, n_units=n)
     categories = sorted({v for pair in pairs for v in pair}, key=repr)
     index = {c: i for i, c in enumerate(categories)}
-    first = np.zeros((n, len(categories)))
-    second = np.zeros((n, len(categories)))
-    first[np.arange(n), [index[a] for a, _ in pairs]] = 1
-    second[np.arange(n), [index[b] for _, b in pairs]] = 1
-    agree = np.array([a == b for a, b in pairs], dtype=float)
-    w = _weights(n, n_boot, seed)
-    po = w @ agree / n
-    pe = ((w @ first) * (w @ second)).sum(axis=1) / (n * n)
+    first = np.array([index[a] for a, _ in pairs], dtype=np.int64)
+    second = np.array([index[b] for _, b in pairs], dtype=np.int64)
+    return cohen_kappa_ci_codes(first, second, len(categories), n_boot=n_boot, level=level, seed=seed)
+
+
+def cohen_kappa_ci_codes(
+    first: np.ndarray, second: np.ndarray, n_categories: int, *, n_boot: int = 500, level: float = 0.95, seed: int = 0
+) -> Estimate:
+    """``cohen_kappa_ci`` from the two coders' category codes per unit (unit order kept); codes must number
+    the categories in ``repr`` order as ``cohen_kappa_ci`` does. Counts are integers, so exact."""
+    n = len(first)
+    if n == 0:
+        return Estimate(None, n_units=0)
+    first_counts = np.bincount(first, minlength=n_categories).tolist()
+    second_counts = np.bincount(second, minlength=n_categories).tolist()
+    po = int((first == second).sum()) / n
+    pe = sum(a * b for a, b in zip(first_counts, second_counts, strict=True)) / (n * n)
+    value = (1.0 if po >= 1.0 else 0.0) if pe >= 1.0 else (po - pe) / (1 - pe)
+    if n_boot <= 0 or n < 2:
+        return Estimate(value, n_units=n)
+    pattern = first * n_categories + second
+    uniq, inverse = np.unique(pattern, return_inverse=True)
+    eye = np.eye(n_categories)
+    one_first, one_second = eye[uniq // n_categories], eye[uniq % n_categories]
+    agree = (uniq // n_categories == uniq % n_categories).astype(float)
+    w = _grouped_weights(inverse.reshape(-1), len(uniq), n_boot, seed)
+    po_b = w @ agree / n
+    pe_b = ((w @ one_first) * (w @ one_second)).sum(axis=1) / (n * n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        draws = np.where(pe >= 1, np.where(po >= 1, 1.0, 0.0), (po - pe) / (1 - pe))
+        draws = np.where(pe_b >= 1, np.where(po_b >= 1, 1.0, 0.0), (po_b - pe_b) / (1 - pe_b))
     low, high = _interval(draws, level)
     return Estimate(value, low, high, n)
