@@ -57,8 +57,9 @@ class ExportIn(serializers.Serializer):
 
 class ExportOut(serializers.Serializer):
     id = serializers.IntegerField()
-    snapshot = serializers.IntegerField(source="snapshot_id")
-    snapshot_hash = serializers.CharField(source="snapshot.content_hash")
+    # Null while pending: a job queued without a snapshot gets one from the worker before its file is written.
+    snapshot = serializers.IntegerField(source="snapshot_id", allow_null=True)
+    snapshot_hash = serializers.CharField(source="snapshot.content_hash", allow_null=True)
     format = serializers.CharField()
     options = serializers.JSONField()
     split = serializers.CharField()

@@ -80,7 +80,9 @@ class ExportJob(models.Model):
         FAILED = "failed", "Failed"
 
     campaign = models.ForeignKey("labeling.Campaign", on_delete=models.CASCADE, related_name="export_jobs")
-    snapshot = models.ForeignKey(Snapshot, on_delete=models.PROTECT, related_name="export_jobs")
+    # Null while queued without a snapshot: the worker builds one (minutes on a large campaign, too long for the
+    # request) before writing the file. A done export always has one (constraint below).
+    snapshot = models.ForeignKey(Snapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="export_jobs")
     format = models.CharField(max_length=40)
     options = models.JSONField(default=dict, blank=True)
     split = models.CharField(max_length=10, blank=True)
@@ -100,6 +102,10 @@ class ExportJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(status="done") | models.Q(snapshot__isnull=False),
+                                   name="exportjob_done_has_snapshot"),
+        ]
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.format}, {self.status})"

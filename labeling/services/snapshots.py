@@ -194,17 +194,17 @@ def export_path(job_id: int) -> Path:
 @transaction.atomic
 def export_job_create(*, campaign: Campaign, created_by: AbstractBaseUser | None, format: str,
                       options: dict | None = None, snapshot: Snapshot | None = None, split: str = "") -> ExportJob:
-    """Queue an export of ``snapshot`` (a new snapshot of the whole campaign when None: every export
-    references one) in ``format``; a worker on the ``cpu`` queue writes it once this transaction commits."""
+    """Queue an export of ``snapshot`` in ``format``; a worker on the ``cpu`` queue writes it once this
+    transaction commits. With ``snapshot`` None the job is queued without one and the worker first builds a
+    snapshot of the whole campaign (every export references one): that takes minutes on a large campaign, far
+    too long for a request. Format, options and split are checked here, so bad input still fails at once."""
     from ..tasks import export_run
 
     options = {str(k): str(v) for k, v in (options or {}).items()}
     record_exporter_get(format, options)  # a bad format or option fails here, with its name
     if split and split not in SPLITS:
         raise ValidationError(f"split must be one of {list(SPLITS)} or empty (got {split!r})", field="split")
-    if snapshot is None:
-        snapshot = snapshot_create(campaign=campaign, created_by=created_by)
-    elif snapshot.campaign_id != campaign.pk:
+    if snapshot is not None and snapshot.campaign_id != campaign.pk:
         raise ValidationError(f"snapshot {snapshot.pk} is not a snapshot of campaign {campaign.pk}", field="snapshot")
     job = ExportJob.objects.create(campaign=campaign, snapshot=snapshot, format=format, options=options, split=split,
                                    created_by=created_by)
@@ -213,33 +213,53 @@ def export_job_create(*, campaign: Campaign, created_by: AbstractBaseUser | None
 
 
 def export_job_run(*, job_id: int) -> ExportJob | None:
-    """Write a job's file: to a temporary file beside the target, renamed into place when complete, its
-    sha256 taken on the way. Idempotent on the job id: a done or failed job is left alone; a job found
-    running (its worker died; acks_late delivered it again) is written again from the start, to the same
-    content. Runs outside a transaction: a long export must not hold one open."""
+    """Build the job's snapshot if it has none (``_export_snapshot``), then write its file: to a temporary file
+    beside the target, renamed into place when complete, its sha256 taken on the way. Idempotent on the job
+    id: a done or failed job is left alone; a job found running (its worker died; acks_late delivered it
+    again) is written again from the start, to the same content. The file is written outside a transaction:
+    a long export must not hold one open."""
     claimed = ExportJob.objects.filter(pk=job_id, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]).update(
         status=ExportJob.Status.RUNNING, started_at=timezone.now())
     if not claimed:
         return None
-    job = ExportJob.objects.select_related("snapshot__campaign", "created_by").get(pk=job_id)
-    target = export_path(job.pk)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    report = PiiReport()
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{job.pk}-", suffix=".part")
+    job = ExportJob.objects.select_related("campaign", "created_by").get(pk=job_id)
     try:
-        exporter = record_exporter_get(job.format, job.options)
-        with os.fdopen(fd, "wb") as fh:
-            writer = _HashingWriter(fh, hashlib.sha256())
-            rows = exporter.write(gov.snapshot_records(snapshot=job.snapshot, split=job.split or None,
-                                                       pii_report=report), writer)
-        os.replace(partial, target)
+        if job.snapshot_id is None:
+            _export_snapshot(job)
+        job = ExportJob.objects.select_related("campaign", "snapshot__campaign", "created_by").get(pk=job_id)
+        target = export_path(job.pk)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        report = PiiReport()
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{job.pk}-", suffix=".part")
+        try:
+            exporter = record_exporter_get(job.format, job.options)
+            with os.fdopen(fd, "wb") as fh:
+                writer = _HashingWriter(fh, hashlib.sha256())
+                rows = exporter.write(gov.snapshot_records(snapshot=job.snapshot, split=job.split or None,
+                                                           pii_report=report), writer)
+            os.replace(partial, target)
+        finally:
+            Path(partial).unlink(missing_ok=True)
     except Exception as exc:
         ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
                                                    finished_at=timezone.now())
         raise
-    finally:
-        Path(partial).unlink(missing_ok=True)
     return _export_done(job, exporter, writer.digest.hexdigest(), writer.size, rows, report)
+
+
+@transaction.atomic
+def _export_snapshot(job: ExportJob) -> None:
+    """Build and attach a snapshot of the job's whole campaign, in one transaction with the attachment.
+
+    The conditional UPDATE first takes the job's row lock and matches only while no snapshot is attached: a
+    second delivery of the task (acks_late) waits on that lock (already at its claim) for the first to
+    commit, then matches nothing and builds nothing. A worker that dies mid-build rolls the whole transaction back (snapshot, members, audit
+    event), so the next delivery starts clean. snapshot_create's own transaction nests in this one (a
+    savepoint), which it already held for the whole build: no longer a transaction than before."""
+    if not ExportJob.objects.filter(pk=job.pk, snapshot__isnull=True).update(status=ExportJob.Status.RUNNING):
+        return
+    snapshot = snapshot_create(campaign=job.campaign, created_by=job.created_by)
+    ExportJob.objects.filter(pk=job.pk).update(snapshot=snapshot)
 
 
 @transaction.atomic

@@ -286,4 +286,9 @@ def test_export_page_lists_snapshot_exports_with_download_links(world, settings,
     assert rows == [str(queued.pk), str(done.pk)]  # newest first
     link = f'href="/api/v1/campaigns/{campaign.pk}/exports/{done.pk}/download/"'
     assert html.count(link) == 1 and f"/exports/{queued.pk}/download/" not in html
+    # The queued job's snapshot is built by the worker: pending until then; the done one names its snapshot.
+    done.refresh_from_db()
+    cells = dict(re.findall(r'<tr>\s*<td>(\d+)</td>.*?<td class="export-snapshot">(.*?)</td>', html, flags=re.S))
+    assert "pending" in cells[str(queued.pk)] and str(done.snapshot_id) not in cells[str(queued.pk)]
+    assert cells[str(done.pk)].startswith(f"{done.snapshot_id} ") and done.snapshot.content_hash[:12] in cells[str(done.pk)]
     assert client.get(link[6:-1]).status_code == 200

@@ -1,4 +1,5 @@
-"""The import and export endpoints: uploads good, bad and too big; roles; the streamed export."""
+"""The import and export endpoints: uploads good, bad and too big; roles; the streamed export; export jobs
+queued without building their snapshot in the request."""
 from __future__ import annotations
 
 import json
@@ -7,9 +8,11 @@ import warnings
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import IntegrityError, transaction
 from django.test import AsyncClient
 
-from labeling.models import ComparisonItem, Judgment, Prompt, Role
+from labeling.models import AuditEvent, ComparisonItem, ExportJob, Judgment, Prompt, Role, Snapshot
+from labeling.services.snapshots import export_job_create, export_job_run, export_path, snapshot_create
 from tests.conftest import client_for
 from tests.factories import CampaignFactory, UserFactory, member
 
@@ -148,3 +151,67 @@ def test_under_asgi_the_export_is_pulled_chunk_by_chunk_not_read_whole(campaign,
         response, content = async_to_sync(download)()
     assert response.status_code == 200 and response.is_async
     assert json.loads(content.splitlines()[0]) == {"prompt": "Question 1?", "chosen": "Good answer 1.", "rejected": "Bad answer 1."}
+
+
+# --- export jobs: queued at once, the snapshot built by the worker ------------------------------------------
+
+
+def _queue_export(client, campaign, **body):
+    return client.post(f"/api/v1/campaigns/{campaign.pk}/exports/", body, format="json")
+
+
+def test_an_export_without_a_snapshot_is_queued_at_once_with_the_snapshot_pending(
+        campaign, admin, django_capture_on_commit_callbacks):
+    _upload(admin, campaign)
+    with django_capture_on_commit_callbacks() as queued_tasks:
+        response = _queue_export(admin, campaign, format="trl-preference", options={"margin": "strength"})
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert (body["snapshot"], body["snapshot_hash"], body["status"]) == (None, None, "queued")
+    assert len(queued_tasks) == 1  # the worker's task, sent after commit
+    assert not Snapshot.objects.filter(campaign=campaign).exists(), "the request built no snapshot"
+    assert not AuditEvent.objects.filter(action="snapshot.created", campaign_id=campaign.pk).exists()
+    shown = admin.get(f"/api/v1/campaigns/{campaign.pk}/exports/{body['id']}/").json()
+    assert (shown["snapshot"], shown["snapshot_hash"], shown["status"]) == (None, None, "queued")
+
+
+def test_a_bad_export_request_is_400_naming_the_field_and_queues_nothing(campaign, admin):
+    _upload(admin, campaign)
+    other = snapshot_create(campaign=CampaignFactory(), created_by=None)
+    for body, field in [({"format": "csv"}, "format"), ({"format": "canonical", "split": "dev"}, "split"),
+                        ({"format": "trl-preference", "options": {"style": "fancy"}}, "style")]:
+        response = _queue_export(admin, campaign, **body)
+        assert response.status_code == 400 and response.json()["field"] == field, response.content
+    assert _queue_export(admin, campaign, format="canonical", snapshot=other.pk).status_code == 404
+    assert not ExportJob.objects.filter(campaign=campaign).exists()
+    assert not Snapshot.objects.filter(campaign=campaign).exists()
+
+
+def test_the_worker_builds_the_snapshot_once_even_when_the_task_is_delivered_again(campaign, admin, settings, tmp_path):
+    """The task body as the cpu worker runs it. A worker that died mid-snapshot left the job running with no
+    snapshot (its transaction rolled back); one that died while writing the file left it running with one."""
+    settings.STORAGE_DIR = str(tmp_path)
+    _upload(admin, campaign)
+    user = member(campaign, Role.RESEARCHER)
+    job = export_job_create(campaign=campaign, created_by=user, format="canonical")
+    ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.RUNNING)  # died mid-snapshot
+    done = export_job_run(job_id=job.pk)
+    assert done.status == ExportJob.Status.DONE and done.snapshot_id is not None and done.records == 5
+    first_file = export_path(job.pk).read_bytes()
+    ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.RUNNING)  # died while writing the file
+    again = export_job_run(job_id=job.pk)
+    assert again.snapshot_id == done.snapshot_id and export_path(job.pk).read_bytes() == first_file
+    assert list(Snapshot.objects.filter(campaign=campaign).values_list("pk", flat=True)) == [done.snapshot_id]
+    made = AuditEvent.objects.filter(action="snapshot.created", campaign_id=campaign.pk)
+    assert [(e.object_id, e.actor_id) for e in made] == [(str(done.snapshot_id), user.pk)]
+    # The same snapshot snapshot_create makes of the same data (it finds it by its hash).
+    direct = snapshot_create(campaign=campaign, created_by=None)
+    assert (direct.pk, direct.content_hash) == (done.snapshot_id, done.snapshot.content_hash)
+    exported = AuditEvent.objects.filter(action="data.exported", object_type="export", object_id=str(job.pk)).first()
+    assert exported.details["snapshot"] == done.snapshot_id
+
+
+def test_the_database_refuses_a_done_export_without_a_snapshot(campaign):
+    job = ExportJob.objects.create(campaign=campaign, format="canonical")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.DONE)
