@@ -53,6 +53,15 @@ class Context:
     def note(self, message: str) -> None:
         self.notes[message] += 1
 
+    def annotator_source(self, who: Any) -> str:
+        """The source name of one annotator's label: ``label_source:annotator`` (the tool's user id or
+        pseudonym), so several annotators' judgments of an item stay apart; just ``label_source`` if unnamed."""
+        if isinstance(who, dict):  # Label Studio may expand completed_by to the user object
+            who = who.get("id", who.get("email"))
+        if who is None or isinstance(who, bool) or not isinstance(who, str | int) or str(who).strip() == "":
+            return self.label_source
+        return f"{self.label_source}:{who}"[:200]
+
 
 class Format:
     name: ClassVar[str]
@@ -216,6 +225,20 @@ def pair_item(*, prompt: PromptSpec, chosen: str, rejected: str, ctx: Context, i
         label=LabelSpec(ranking=[[0], [1]], source_name=ctx.label_source),
         metadata=item_metadata,
     )
+
+
+def distinct_labels(labels: list[LabelSpec], ctx: Context) -> list[LabelSpec]:
+    """The labels of one item less exact repeats (same source, same answer), which are counted in a note:
+    the same person's identical annotation twice is one judgment, two people's are two."""
+    seen, kept = set(), []
+    for label in labels:
+        key = (label.source_name, json.dumps(label.ranking), label.strength, label.both_bad)
+        if key in seen:
+            ctx.note("an exact repeat of an annotator's annotation of the same task was stored once")
+            continue
+        seen.add(key)
+        kept.append(label)
+    return kept
 
 
 def extras(record: dict, known: set[str], ctx: Context) -> dict:

@@ -138,16 +138,16 @@ def _parsed(fmt: Format, record: Record, ctx: Context) -> list[ItemSpec] | list[
     return specs
 
 
-def _keys(spec: ItemSpec | PromptSpec) -> tuple[str, str, int, bool]:
-    """(dedupe key, prompt key, chosen bit, has a label) of one spec."""
+def _keys(spec: ItemSpec | PromptSpec) -> tuple[str, str, int, int]:
+    """(dedupe key, prompt key, chosen bit, number of labels) of one spec."""
     if isinstance(spec, PromptSpec):
         p_hash = prompt_hash(spec)
-        return p_hash, p_hash, 0, False
+        return p_hash, p_hash, 0, 0
     p_hash = prompt_hash(spec.prompt)
     texts = [r.text for r in spec.responses]
     # Items dedupe on their responses in any order; this bit tells which way a duplicate pair was labelled.
     bit = int(response_hash(texts[0]) < response_hash(texts[-1]))
-    return item_hash(p_hash, texts), p_hash, bit, spec.label is not None
+    return item_hash(p_hash, texts), p_hash, bit, len(spec.labels)
 
 
 def _flush(plan: _Plan, campaign: Campaign, produces: str) -> None:

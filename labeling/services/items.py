@@ -48,15 +48,25 @@ class LabelSpec:
     source_name: str
     strength: int | None = None
     both_bad: bool = False
+    time_spent_ms: int | None = None  # how long the annotator took, when the file says
 
 
 @dataclass
 class ItemSpec:
+    """An item to create. ``labels`` are its known preferences, one imported judgment each (an annotation
+    tool's file may hold several annotators' answers); ``label`` is the one-label shorthand most formats use."""
+
     prompt: PromptSpec
     responses: list[ResponseSpec]
     label: LabelSpec | None = None
     metadata: dict = field(default_factory=dict)
     line: int | None = None  # where it came from, for reports
+    labels: list[LabelSpec] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.label is not None:
+            self.labels = [self.label, *self.labels]
+            self.label = None  # one place to read them: ``labels``
 
 
 @dataclass
@@ -172,11 +182,12 @@ def _check_spec(spec: ItemSpec) -> None:
     for r in spec.responses:
         _storable(r.text, where=where, field="responses")
         _check_length(r.model_name, 300, where=where, field="model_name")
-    if spec.label is not None:
-        _check_length(spec.label.source_name, 200, where=where, field="label.source_name")
-        flat = sorted(i for g in spec.label.ranking for i in g)
+    for n, label in enumerate(spec.labels):
+        at = f"labels[{n}]"
+        _check_length(label.source_name, 200, where=where, field=f"{at}.source_name")
+        flat = sorted(i for g in label.ranking for i in g)
         if flat != list(range(len(spec.responses))):
-            raise ValidationError(f"{where}the label must rank each response exactly once", field="label")
+            raise ValidationError(f"{where}{at} must rank each response exactly once", field=at)
 
 
 @transaction.atomic
@@ -245,8 +256,7 @@ def _create_batch(*, campaign: Campaign, round: Round, batch: list, create_slots
         links += [ItemResponse(item=item, response=r, position=i) for i, r in enumerate(own)]
         if create_slots:
             slots += [Assignment(campaign=campaign, round=round, item=item) for _ in range(campaign.overlap)]
-        if spec.label is not None:
-            judgments.append(_imported_judgment(campaign, round, item, own, spec.label))
+        judgments += [_imported_judgment(campaign, round, item, own, label) for label in spec.labels]
     ItemResponse.objects.bulk_create(links)
     Assignment.objects.bulk_create(slots)
     Judgment.objects.bulk_create(judgments)
@@ -272,5 +282,6 @@ def _imported_judgment(campaign, round, item, responses: list[Response], label: 
         both_bad=label.both_bad,
         strength=label.strength if winner is not None else None,
         ranking=ranking,
+        time_spent_ms=label.time_spent_ms,
         shown_order=[r.pk for r in responses],
     )

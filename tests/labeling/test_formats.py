@@ -170,3 +170,45 @@ def test_bad_canonical_file_names_lines_and_imports_nothing(source, tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"not parquet")
     with pytest.raises(ValidationError, match="not a Parquet file"):
         lossless_import(campaign=target, path=tmp_path / "x.parquet", fmt="parquet")
+
+
+def _carried(records, fmt: str) -> list[str]:
+    """What Label Studio / Argilla carry of each judgment, with who gave it: the annotator's pseudonym, or for
+    a judgment imported from ``fmt`` the user its source name holds."""
+    out = []
+    for r in records:
+        j = r["judgment"]
+        who = j["annotator"] or j["source_name"].removeprefix(f"{fmt}:")
+        carried = {"prompt": r["prompt"]["text"], "responses": [x["text"] for x in r["responses"]], "who": who,
+                   "kind": j["kind"], "winner": j["winner"], "tie": j["tie"], "ranking": j["ranking"]}
+        if fmt == "label-studio":  # lead_time; Argilla has no time
+            carried["time_spent_ms"] = j["time_spent_ms"]
+        out.append(json.dumps(carried, sort_keys=True))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("fmt", ["label-studio", "argilla"])
+def test_annotation_tool_formats_keep_every_judgment_of_an_overlap_campaign(fmt, tmp_path):
+    campaign = CampaignFactory(ranking_enabled=True, overlap=3)
+    people = [member(campaign) for _ in range(3)]
+    pair, r = _item(campaign, PromptSpec(text="Say hi."), ["Hi", "Hello"])
+    for who, winner, ms in zip(people, [0, 0, 1], [1500, 2200, None], strict=True):  # two agree
+        _judge(pair, r, who, [[winner], [1 - winner]], winner=winner, time_spent_ms=ms)
+    ranked, r = _item(campaign, PromptSpec(text="Rank these fruits by sweetness."), ["Mango", "Lemon", "Apple"])
+    for who, ranking in zip(people, [[[0], [2], [1]], [[2], [0], [1]], [[0], [2], [1]]], strict=True):
+        _judge(ranked, r, who, ranking, time_spent_ms=3000)
+    # canonical -> a campaign whose judgments name their annotators by pseudonym -> fmt -> import -> canonical
+    middle = CampaignFactory(ranking_enabled=True)
+    lossless_import(campaign=middle, path=_export(snapshot_create(campaign=campaign, created_by=None), "canonical",
+                                                   tmp_path), fmt="canonical")
+    before = list(snapshot_records(snapshot=snapshot_create(campaign=middle, created_by=None)))
+    path = _export(snapshot_create(campaign=middle, created_by=None), fmt, tmp_path)
+    rows = _rows(path)
+    assert len(rows) == 2  # one task / record per item, every judgment in it
+    target = CampaignFactory(ranking_enabled=True)
+    report = import_file(campaign=target, path=path, fmt=fmt)
+    assert (report.items_created, report.judgments_created) == (2, 6)
+    after = list(snapshot_records(snapshot=snapshot_create(campaign=target, created_by=None)))
+    assert len(before) == len(after) == 6 and len({r["judgment"]["annotator"] for r in before}) == 3
+    assert _carried(after, fmt) == _carried(before, fmt)
+    assert {r["judgment"]["source_name"] for r in after} == {f"{fmt}:{r['judgment']['annotator']}" for r in before}

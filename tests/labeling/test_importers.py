@@ -408,3 +408,95 @@ def test_a_large_json_array_reads_across_chunk_boundaries_like_json_load(tmp_pat
     records = list(reader)
     assert [r.value for r in records] == json.loads(path.read_text(encoding="utf-8"))
     assert [r.line for r in records] == list(range(2, 6002)) and all(r.error is None for r in records)
+
+
+def _ls_ranker(annotations: list[dict]) -> dict:
+    items = [{"id": f"r{n}", "body": body} for n, body in enumerate(["Mango", "Lemon", "Apple"])]
+    return {"data": {"prompt": "Rank by sweetness.", "items": items}, "annotations": annotations}
+
+
+def _ls_rank(*ids: str, **extra) -> dict:
+    return {"result": [{"type": "ranker", "value": {"ranker": {"rank": list(ids)}}}], **extra}
+
+
+def _imported(campaign) -> list[tuple]:
+    """(source name, ranking as response texts, time) of each judgment of the campaign, in id order."""
+    texts = dict(Response.objects.filter(prompt__campaign=campaign).values_list("id", "text"))
+    return [(j.source_name, [[texts[i] for i in g] for g in j.ranking], j.time_spent_ms)
+            for j in Judgment.objects.filter(campaign=campaign).order_by("id")]
+
+
+def test_label_studio_stores_each_annotation_but_cancelled_ones_and_exact_repeats(tmp_path):
+    right = [{"type": "pairwise", "value": {"selected": "right"}}]
+    pair = {"data": {"prompt": "Say hi.", "answer1": "Hi", "answer2": "Hello"}, "annotations": [
+        {"result": right, "completed_by": 7}, {"result": right, "completed_by": 7},  # the same answer twice
+        {"result": right, "completed_by": {"id": 8}}]}
+    task = _ls_ranker([_ls_rank("r2", "r0", "r1", completed_by=11, lead_time=12.5),
+                       _ls_rank("r1", "r0", "r2", completed_by=12, was_cancelled=True),
+                       _ls_rank("r0", "r2", "r1", completed_by=13)])
+    path = _write(tmp_path, [task, pair], "tasks.json")
+    campaign = CampaignFactory(ranking_enabled=True)
+    dry = import_file(campaign=campaign, path=path, fmt="label-studio", dry_run=True)
+    report = import_file(campaign=campaign, path=path, fmt="label-studio")
+    assert dry.judgments_created == report.judgments_created == 4 and report.items_created == 2
+    assert _imported(campaign) == [
+        ("label-studio:11", [["Apple"], ["Mango"], ["Lemon"]], 12500), ("label-studio:13", [["Mango"], ["Apple"], ["Lemon"]], None),
+        ("label-studio:7", [["Hello"], ["Hi"]], None), ("label-studio:8", [["Hello"], ["Hi"]], None)]
+    assert "cancelled Label Studio annotation(s) skipped (1 records)" in report.notes
+    assert "an exact repeat of an annotator's annotation of the same task was stored once (1 records)" in report.notes
+    assert Judgment.objects.filter(campaign=campaign, winner__text="Hello").count() == 2
+
+
+def test_a_bad_label_studio_annotation_is_named_by_its_index(tmp_path):
+    good = _ls_rank("r0", "r1", "r2", completed_by=1)
+    rows = [_ls_ranker([good]), _ls_ranker([good, good, _ls_rank("r0", "r1", completed_by=3)]),
+            _ls_ranker([good, {"result": [], "completed_by": 2}]), _ls_ranker([{**good, "lead_time": -1}])]
+    campaign = CampaignFactory(ranking_enabled=True)
+    with pytest.raises(ImportRejected) as caught:
+        import_file(campaign=campaign, path=_write(tmp_path, rows), fmt="label-studio")
+    assert caught.value.details["errors"] == [
+        {"line": 2, "field": "annotations[2].result.value.ranker.rank", "message": "must list every item id exactly once"},
+        {"line": 3, "field": "annotations[1].result", "message": "expected exactly one ranker result"},
+        {"line": 4, "field": "annotations[0].lead_time", "message": "expected a non-negative number of seconds"},
+    ]
+    assert not ComparisonItem.objects.exists() and not Judgment.objects.exists()
+
+
+def _argilla(*answers: dict) -> dict:
+    return {"fields": {"prompt": "Pick one.", "response1": "Yes", "response2": "No", "response3": "Maybe"},
+            "responses": {"preference": list(answers)}}
+
+
+def _ranks(*ranks: int) -> list[dict]:
+    return [{"value": f"response{n + 1}", "rank": r} for n, r in enumerate(ranks)]
+
+
+def test_argilla_stores_each_submitted_response_and_counts_discarded_and_drafts(tmp_path):
+    record = _argilla({"value": _ranks(1, 2, 3), "status": "submitted", "user_id": "u-a"},
+                      {"value": _ranks(3, 2, 1), "status": "discarded", "user_id": "u-b"},
+                      {"value": _ranks(2, 1, 1), "status": "submitted", "user_id": "u-c"},
+                      {"value": _ranks(2, 1, 3), "status": "draft", "user_id": "u-d"})
+    campaign = CampaignFactory(ranking_enabled=True)
+    report = import_file(campaign=campaign, path=_write(tmp_path, [record]), fmt="argilla", label_source="team")
+    assert report.judgments_created == 2 and report.items_created == 1
+    assert _imported(campaign) == [("team:u-a", [["Yes"], ["No"], ["Maybe"]], None),
+                                   ("team:u-c", [["No", "Maybe"], ["Yes"]], None)]
+    assert {"discarded Argilla response(s) skipped (1 records)", "draft Argilla response(s) skipped (1 records)"} <= set(report.notes)
+
+
+def test_an_argilla_record_without_submitted_responses_is_an_unlabelled_item_and_bad_ones_are_named(tmp_path):
+    campaign = CampaignFactory(ranking_enabled=True)
+    only_draft = _argilla({"value": _ranks(1, 2, 3), "status": "draft"})
+    report = import_file(campaign=campaign, path=_write(tmp_path, [only_draft]), fmt="argilla")
+    assert (report.items_created, report.judgments_created) == (1, 0)
+    assert "record(s) with no submitted response imported without a label (1 records)" in report.notes
+    rows = [_argilla({"value": _ranks(1, 2, 3)}, {"value": _ranks(1, 2), "status": "submitted"}),
+            _argilla({"value": _ranks(1, 2, 3), "status": "pending"})]
+    with pytest.raises(ImportRejected) as caught:
+        import_file(campaign=campaign, path=_write(tmp_path, rows, "bad.jsonl"), fmt="argilla")
+    assert caught.value.details["errors"] == [
+        {"line": 1, "field": "responses.preference[1].value",
+         "message": "must rank each of ['response1', 'response2', 'response3'] once"},
+        {"line": 2, "field": "responses.preference[0].status",
+         "message": "must be one of ['submitted', 'discarded', 'draft'] (got 'pending')"}]
+    assert ComparisonItem.objects.count() == 1
