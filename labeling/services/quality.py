@@ -198,8 +198,8 @@ def gold_turn(*, campaign: Campaign) -> bool:
 
 
 def gold_slot_for(*, user: AbstractBaseUser, campaign: Campaign, now) -> int | None:
-    """On a gold turn (``gold_turn``), the id of a slot of a gold item this annotator has neither held nor
-    skipped (nor released: releasing a gold slot records a skip), or None when there is none; the caller
+    """On a gold turn (``gold_turn``), the id of a slot of a gold item this annotator neither holds nor has
+    skipped or judged (a released one may come back, as an ordinary item may), or None when there is none; the caller
     leases it. A gold slot that was released, skipped or left to expire stays a gold slot: it is handed out here
     again, to someone else, before a new slot is made (the ordinary queue never serves gold items). Runs inside
     the queue's transaction and locks the free slot it reuses (``assignment_slots_open_for_update``); two

@@ -231,14 +231,12 @@ def _slot_free(slot: Assignment) -> None:
 
 @transaction.atomic
 def assignment_release(*, user: AbstractBaseUser, assignment_id: int) -> Assignment:
-    """Give a leased slot back to the pool; the item may come back to this annotator later (a gold item does
-    not: its slot goes back to the gold pool, see ``gold_slot_for``). Takes the slot's row lock."""
+    """Give a leased slot back to the pool; the item may come back to this annotator later, gold or not (a gold
+    slot goes back to the gold path, see ``gold_slot_for``: treating it otherwise would let an annotator tell gold
+    apart by releasing items). Takes the slot's row lock."""
     slot = _locked_own_slot(user=user, assignment_id=assignment_id)
     if slot.state != Assignment.State.LEASED or slot.annotator_id != user.pk:
         raise Conflict(f"assignment {assignment_id} is {slot.state}, not leased to you: nothing to release")
-    if slot.item.is_gold:
-        # Gold is served once per annotator: the released slot goes back to the gold pool for others only.
-        ItemSkip.objects.get_or_create(item_id=slot.item_id, annotator=user, defaults={"reason": "released"})
     _slot_free(slot)
     send_event_on_commit(campaign_id=slot.campaign_id, type="assignment.released", payload={"annotator": user.pk})
     return slot

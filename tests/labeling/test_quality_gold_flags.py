@@ -83,7 +83,7 @@ def _served(user, campaign, gold_rate):
 
 
 @pytest.mark.parametrize("give_back", ["skip", "release", "expire"])
-def test_a_gold_slot_given_back_stays_gold_for_others_and_never_returns_to_its_annotator(give_back):
+def test_a_gold_slot_given_back_stays_gold_for_others_and_a_skipped_one_never_returns(give_back):
     campaign, gold, ordinary = _gold_campaign()
     first, other = member(campaign), member(campaign)
     slot = _served(first, campaign, 1.0)
@@ -106,9 +106,20 @@ def test_a_gold_slot_given_back_stays_gold_for_others_and_never_returns_to_its_a
     assert Assignment.objects.filter(item=gold).count() == 1
     _judge(other, again)
     assert GoldResult.objects.filter(item=gold, annotator=other).count() == 1
-    if give_back != "expire":  # skipped or released: never offered to the same annotator again
+    if give_back == "skip":  # skipped: never offered to the same annotator again
         assert _served(first, campaign, 1.0).item_id in ordinary
         assert Assignment.objects.filter(item=gold).count() == 1
+
+
+def test_a_released_gold_item_comes_back_to_its_annotator_as_an_ordinary_one_would():
+    """Release must not tell gold apart: an ordinary released item stays in the annotator's queue, so a gold one
+    does too (on a later gold turn)."""
+    campaign, gold, _ = _gold_campaign()
+    annotator = member(campaign)
+    slot = _served(annotator, campaign, 1.0)
+    assignment_release(user=annotator, assignment_id=slot.pk)
+    again = _served(annotator, campaign, 1.0)
+    assert again.item_id == gold.pk and again.pk == slot.pk
 
 
 def test_skipping_or_releasing_a_gold_slot_answers_like_any_other_slot(api):
