@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -59,9 +61,10 @@ def chromium_path():
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def asgi_server(django_db_setup, django_db_blocker, chromium_path):
-    """Daphne serving config.asgi (HTTP + WebSocket, static files through WhiteNoise) on a free port."""
+@contextmanager
+def daphne_server(django_db_blocker) -> Iterator[str]:
+    """Daphne serving config.asgi (HTTP + WebSocket, static files through WhiteNoise) on a free port, with the
+    channel layer the settings hold when it starts; yields its base URL."""
     from channels.testing.live import make_application
     from daphne.testing import DaphneProcess
     from django.conf import settings
@@ -77,13 +80,21 @@ def asgi_server(django_db_setup, django_db_blocker, chromium_path):
     with django_db_blocker.unblock():
         connections.close_all()  # the fork must not share our database sockets
         server.start()
-    if not server.ready.wait(timeout=30):
+    try:
+        if not server.ready.wait(timeout=30):
+            pytest.fail("Daphne did not start within 30 s")
+        yield f"http://127.0.0.1:{server.port.value}"
+    finally:
         server.terminate()
-        pytest.fail("Daphne did not start within 30 s")
-    yield f"http://127.0.0.1:{server.port.value}"
-    server.terminate()
-    server.join(timeout=10)
-    settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE = saved
+        server.join(timeout=10)
+        settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE = saved
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker, chromium_path):
+    """Daphne on a free port with the settings' (in-memory) channel layer."""
+    with daphne_server(django_db_blocker) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

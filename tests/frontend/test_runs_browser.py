@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 
 import pytest
 from django.db import connection
@@ -18,7 +17,7 @@ from labeling.models import Role
 from rlhf.services import runs as run_services
 from tests.factories import member
 
-from .conftest import login, make_campaign, make_run, screenshot
+from .conftest import daphne_server, login, make_campaign, make_run, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -29,10 +28,6 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 def redis_server(django_db_setup, django_db_blocker, chromium_path):
     """Daphne (HTTP + WebSocket) with the Redis channel layer, shared with this process while it runs."""
     import redis
-    from channels.testing.live import make_application
-    from daphne.testing import DaphneProcess
-    from django.conf import settings
-    from django.db import connections
 
     try:
         redis.Redis.from_url(REDIS_URL).ping()
@@ -43,21 +38,11 @@ def redis_server(django_db_setup, django_db_blocker, chromium_path):
     layers = override_settings(CHANNEL_LAYERS={
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}})
     layers.enable()
-    saved = (settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE)
-    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
-    server = DaphneProcess("127.0.0.1", partial(make_application, static_wrapper=None))
-    server.daemon = True
-    with django_db_blocker.unblock():
-        connections.close_all()
-        server.start()
-    if not server.ready.wait(timeout=30):
-        server.terminate()
-        pytest.fail("Daphne did not start within 30 s")
-    yield f"http://127.0.0.1:{server.port.value}"
-    server.terminate()
-    server.join(timeout=10)
-    settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE = saved
-    layers.disable()
+    try:
+        with daphne_server(django_db_blocker) as url:
+            yield url
+    finally:
+        layers.disable()
 
 
 @pytest.fixture
