@@ -3,16 +3,19 @@ as Parquet by the export job's own code (``snapshot_create`` and ``export_job_ru
 runs them), and the streamed TRL export (no snapshot: the HTTP export, ``manage.py export``, the RLHF data
 step), against a floor measured in the same run: ``COPY (SELECT ...) TO STDOUT`` of the same columns
 (judgment, prompt text, both response texts, joined, in the export's item order), streamed and discarded.
+Each export is timed in one process and in as many as the machine has cores (``--workers``; the worker's
+``LOOPWISE_EXPORT_WORKERS``): the files' sha256 printed beside them show the parts join into the same file.
 
     .venv/bin/python bench/export_scale.py                      # 1,000,000 judgments
-    .venv/bin/python bench/export_scale.py --judgments 200000
+    .venv/bin/python bench/export_scale.py --judgments 200000 --workers 1,2,4
 
 It creates (and drops) the database named in DATABASE_URL (default ``loopwise_bench_export``) and seeds it
 with SQL (``INSERT ... SELECT generate_series``, not timed): one campaign, N / overlap pairwise items, each
 with its own prompt (~300 characters) and two responses (~600 characters), N human judgments by a pool of
 annotators: ~10% ties, ~3% both-bad, the rest a winner with strength 1-3. Each phase runs in a forked child
-process; its peak memory is that child's peak RSS (``os.wait4`` rusage ``ru_maxrss``), which includes the
-Django process it inherits (printed as "start RSS")."""
+process. Peak memory is printed twice: the largest process's peak RSS (``os.wait4`` rusage ``ru_maxrss``),
+which includes the Django process it inherits (printed as "start RSS"), and the peak of the RSS summed over
+the phase's processes (an export's parts run in children of its own), sampled every 50 ms."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +32,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loopwise_bench_export")
 # Export files land here (1M judgments write about 2 GB); removed at the end unless --keep.
 STORAGE = tempfile.mkdtemp(prefix="loopwise-bench-export-")
+CORES = len(os.sched_getaffinity(0))
 os.environ.setdefault("LOOPWISE_STORAGE_DIR", STORAGE)
 
 
@@ -147,10 +152,45 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def in_child(work) -> tuple[float, float, float, float, str]:
+def _tree_rss_mb(root: int) -> float:
+    """The summed RSS of ``root`` and its descendants (an export's parts run in forked children). Shared
+    pages count once per process, so this overstates what they take together."""
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if line.startswith(("PPid:", "VmRSS:")))
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields.get("PPid", "0"))
+        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+class _TreePeak(threading.Thread):
+    """Samples ``_tree_rss_mb(pid)`` every 50 ms until stopped; ``peak`` is the largest sample."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.done = pid, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            self.peak = max(self.peak, _tree_rss_mb(self.pid))
+
+
+def in_child(work) -> tuple[float, float, float, float, float, str]:
     """Run ``work()`` (returning a short description) in a forked child: (wall seconds, CPU seconds of the
-    child, start RSS MB, peak RSS MB, description). Forked, so each phase's peak is its own, not the largest
-    so far of one process. CPU time is shown because wall time on a shared box includes waiting for a core."""
+    child and its children, start RSS MB, peak RSS MB of the largest process, peak summed RSS MB of the
+    child and its children, description). Forked, so each phase's peak is its own, not the largest so far
+    of one process. CPU time is shown because wall time on a shared box includes waiting for a core."""
     from django.db import connections
 
     connections.close_all()  # the child must not share the parent's socket
@@ -170,13 +210,19 @@ def in_child(work) -> tuple[float, float, float, float, str]:
             connections.close_all()
             os._exit(code)
     os.close(write)
+    sampler = _TreePeak(pid)
+    sampler.start()
     with os.fdopen(read, "rb") as fh:
         out = fh.read().decode()
     _, status, usage = os.wait4(pid, 0)
+    sampler.done.set()
+    sampler.join()
     if status != 0:
         raise RuntimeError("a benchmark phase failed (its traceback is above)")
     elapsed, start_rss, text = out.split("\t", 2)
-    return float(elapsed), usage.ru_utime + usage.ru_stime, float(start_rss), usage.ru_maxrss / 1024, text
+    # wait4's usage covers the child and the children it waited for: CPU summed, maxrss the largest one.
+    return (float(elapsed), usage.ru_utime + usage.ru_stime, float(start_rss), usage.ru_maxrss / 1024,
+            max(sampler.peak, usage.ru_maxrss / 1024), text)
 
 
 def floor_phase(campaign_id: int):
@@ -216,12 +262,15 @@ def agreement_phase(campaign_id: int):
     return work
 
 
-def export_phase(job_id: int):
+def export_phase(job_id: int, workers: int):
     def work() -> str:
+        from django.conf import settings
+
         from labeling.services.snapshots import export_job_run
 
+        settings.EXPORT_WORKERS = workers  # LOOPWISE_EXPORT_WORKERS, as the worker's settings read it
         job = export_job_run(job_id=job_id)
-        return f"{job.records} rows, {job.size_bytes / 1e6:.0f} MB"
+        return f"{job.records} rows, {job.size_bytes / 1e6:.0f} MB, sha256 {job.sha256[:12]}"
 
     return work
 
@@ -249,8 +298,11 @@ def main() -> None:
     parser.add_argument("--judgments", type=int, default=1_000_000)
     parser.add_argument("--overlap", type=int, default=3, help="judgments per item")
     parser.add_argument("--annotators", type=int, default=20)
+    parser.add_argument("--workers", default=f"1,{CORES}",
+                        help="export processes to time each export with, comma-separated (default 1 and the cores)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
+    workers = [int(w) for w in args.workers.split(",")]
 
     import django
 
@@ -271,27 +323,27 @@ def main() -> None:
         print(_line(*part, args.judgments), flush=True)
         snapshot = Snapshot.objects.get(campaign=campaign)
         for fmt, options in (("trl-preference", {"margin": "strength"}), ("parquet", {})):
-            # The job row export_job_create would make; export_job_run is what the cpu worker's task calls.
-            job = ExportJob.objects.create(campaign=campaign, snapshot=snapshot, format=fmt, options=options)
-            results.append((f"export {fmt}", *in_child(export_phase(job.pk))))
-            print(_line(*results[-1], args.judgments), flush=True)
+            for n in workers:
+                # The job row export_job_create would make; export_job_run is what the cpu worker's task calls.
+                job = ExportJob.objects.create(campaign=campaign, snapshot=snapshot, format=fmt, options=options)
+                results.append((f"export {fmt}, {n} process{'es' if n > 1 else ''}", *in_child(export_phase(job.pk, n))))
+                print(_line(*results[-1], args.judgments), flush=True)
         part = ("streamed trl-preference (no snapshot)", *in_child(stream_phase(campaign.pk)))
         print(_line(*part, args.judgments), flush=True)
         floor = results[0][1]
         print("ratios against the floor (phase wall time / floor wall time):")
         for name, seconds, *_ in results[1:]:
-            print(f"  {name:<28} {seconds / floor:6.1f}x")
-        total = sum(r[1] for r in results[1:])
-        print(f"snapshot + both exports: {total:.1f} s wall, peak RSS {max(r[4] for r in results[1:]):.0f} MB")
+            print(f"  {name:<36} {seconds / floor:6.1f}x")
     finally:
         if not args.keep:
             _database("drop")
             shutil.rmtree(STORAGE, ignore_errors=True)
 
 
-def _line(name: str, seconds: float, cpu: float, start_rss: float, peak_rss: float, text: str, judgments: int) -> str:
+def _line(name: str, seconds: float, cpu: float, start_rss: float, peak_rss: float, tree_rss: float, text: str,
+          judgments: int) -> str:
     return (f"{name:<36} {seconds:7.1f} s (CPU {cpu:6.1f} s) {judgments / seconds:8.0f} judgments/s  "
-            f"peak RSS {peak_rss:5.0f} MB (start {start_rss:3.0f} MB)  {text}")
+            f"peak RSS {peak_rss:5.0f} MB, all processes {tree_rss:5.0f} MB (start {start_rss:3.0f} MB)  {text}")
 
 
 if __name__ == "__main__":

@@ -223,6 +223,11 @@ if HTTPS:
 # Import files stream to disk; anything over this size is refused with a 413 before it is parsed.
 LOOPWISE_MAX_IMPORT_BYTES = int(os.environ.get("LOOPWISE_MAX_IMPORT_BYTES", str(512 * 1024 * 1024)))
 LOOPWISE_MAX_TEXT_CHARS = int(os.environ.get("LOOPWISE_MAX_TEXT_CHARS", "200000"))
+# Snapshot exports of at least EXPORT_PARALLEL_MIN records are written by EXPORT_WORKERS processes (one per
+# core by default), each a range of items (labeling.services.export_parts).
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+EXPORT_WORKERS = int(os.environ.get("LOOPWISE_EXPORT_WORKERS", str(_CORES)))
+EXPORT_PARALLEL_MIN = int(os.environ.get("LOOPWISE_EXPORT_PARALLEL_MIN", "50000"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

@@ -182,15 +182,16 @@ def judgment_list(
 
 
 def judgments_for_export(*, campaign: Campaign, round_ids: list[int] | None = None) -> QuerySet[Judgment]:
-    """Judgments with everything an exporter writes, in id order. ``Exporter.stream`` reads the queryset as
-    plain rows (its filters and order; one query per chunk for the responses); iterated as model instances,
-    the prompt and the item's responses come joined and prefetched."""
+    """Judgments with everything an exporter writes, in item then id order (a snapshot's order).
+    ``Exporter.stream`` reads the queryset as plain rows (its filters and order, the items and responses as
+    two more streams beside it); iterated as model instances, the prompt and the item's responses come
+    joined and prefetched."""
     qs = Judgment.objects.filter(campaign=campaign)
     if round_ids:
         qs = qs.filter(round_id__in=round_ids)
     return qs.select_related("item__prompt", "winner", "annotator", "round").prefetch_related(
         Prefetch("item__item_responses", queryset=ItemResponse.objects.select_related("response").order_by("position"))
-    ).order_by("id")
+    ).order_by("item_id", "id")
 
 
 def annotator_progress(*, user: AbstractBaseUser, campaign: Campaign) -> dict:

@@ -11,97 +11,36 @@ user name), ``"split"`` and ``"lineage": {"judgment_ids", "response_ids", "assig
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
-from itertools import islice
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 
 from .errors import NotFound
 from .models import (
     AuditEvent,
     Campaign,
     ExportJob,
-    ItemResponse,
     Judgment,
     PiiPolicy,
     Snapshot,
     SnapshotMember,
 )
 
-SCHEMA = "loopwise.judgment/1"
+# Reading judgments and building their records lives in selectors_records; these names are used from here.
+from .selectors_records import (  # noqa: F401
+    SCHEMA,
+    ItemContext,
+    annotator_pseudonym,
+    canonical_record,
+    judgment_rows,
+)
+
 FILTER_KEYS = {"sources": list, "kinds": list, "annotator_ids": list, "exclude_ties": bool,
                "exclude_both_bad": bool, "min_strength": int}
-
-
-@lru_cache(maxsize=4096)  # a few annotators, a million judgments: one HMAC each, not one per row
-def annotator_pseudonym(key: str, user_id: int | None) -> str | None:
-    if user_id is None:
-        return None
-    return "ann-" + hmac.new(key.encode(), f"annotator\x00{user_id}".encode(), hashlib.sha256).hexdigest()[:10]
-
-
-# What a canonical record reads, as plain values: model instances cost several times more per row.
-ROW_FIELDS = (
-    "id", "campaign_id", "round_id", "round__number", "item_id", "item__kind", "item__metadata", "item__prompt_id",
-    "item__prompt__kind", "item__prompt__text", "item__prompt__messages", "item__prompt__metadata",
-    "item__prompt__external_id", "item__prompt__content_hash", "item__prompt__split", "kind", "source",
-    "source_name", "annotator_id", "winner_id", "tie", "both_bad", "strength", "ranking", "rationale",
-    "time_spent_ms", "shown_order", "created_at", "assignment_id",
-)
-RESPONSE_FIELDS = ("item_id", "response_id", "response__text", "response__model_name", "response__generation_params",
-                   "response__metadata", "response__content_hash")
-# The JSONField columns among them: the only values that need converting (Django's loader hands jsonb over
-# as text; its JSONField.from_db_value is json.loads, done here directly).
-JSON_FIELDS = frozenset({"item__metadata", "item__prompt__messages", "item__prompt__metadata", "ranking",
-                         "shown_order", "response__generation_params", "response__metadata"})
-CHUNK = 2000
-_JSON = json.JSONDecoder()
-
-
-def _plain_chunks(qs: QuerySet, names: tuple[str, ...], *, server_side: bool = True,
-                  size: int = CHUNK) -> Iterator[list[dict]]:
-    """``qs.values(*names)`` a chunk at a time (from a server-side cursor unless told otherwise), without
-    Django's per-row converter machinery (it cost more than building the records): the SQL is Django's own,
-    and JSON columns are decoded here, so the dicts are the ones ``values()`` gives."""
-    connection = connections[qs.db]
-    if connection.vendor != "postgresql":  # elsewhere (SQLite demo) dates need Django's converters
-        rows = qs.values(*names).iterator(chunk_size=size)
-        while chunk := list(islice(rows, size)):
-            yield chunk
-        return
-    sql, params = qs.values_list(*names).query.get_compiler(using=qs.db).as_sql()
-    decode = [name for name in names if name in JSON_FIELDS]
-    loads = _JSON.raw_decode  # jsonb text never starts with whitespace, which is all json.loads adds
-    with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while batch := cursor.fetchmany(size):
-            rows = [dict(zip(names, values, strict=True)) for values in batch]
-            for row in rows:
-                for name in decode:
-                    if (value := row[name]) is not None:
-                        row[name] = loads(value)[0]
-            yield rows
-
-
-def judgment_rows(qs: QuerySet[Judgment], *extra: str, chunk: int = CHUNK) -> Iterator[tuple[dict, list[dict]]]:
-    """``(judgment row, its item's response rows in canonical order)`` for ``qs`` in its order, streamed from
-    a server-side cursor ``chunk`` rows at a time: one query for the chunk's responses, memory flat."""
-    for rows in _plain_chunks(qs, (*ROW_FIELDS, *extra), size=chunk):
-        links = ItemResponse.objects.filter(item_id__in={r["item_id"] for r in rows}).order_by("item_id", "position")
-        by_item: dict[int, list[dict]] = {}
-        for response_rows in _plain_chunks(links, RESPONSE_FIELDS, server_side=False):
-            for link in response_rows:
-                by_item.setdefault(link["item_id"], []).append(link)
-        for row in rows:
-            yield row, by_item.get(row["item_id"], [])
 
 
 def judgments_for_snapshot(*, campaign: Campaign, round_ids: list[int] | None, filters: dict) -> QuerySet[Judgment]:
@@ -122,41 +61,6 @@ def judgments_for_snapshot(*, campaign: Campaign, round_ids: list[int] | None, f
     if filters.get("min_strength"):
         qs = qs.filter(strength__gte=filters["min_strength"])
     return qs.order_by("item_id", "id")
-
-
-def _indexes(ids: Iterable[int], index: dict[int, int]) -> list[int]:
-    return [index[i] for i in ids if i in index]
-
-
-def canonical_record(row: dict, responses: list[dict], *, split: str, key: str) -> dict:
-    """The canonical record of one judgment row (``judgment_rows``)."""
-    index = {r["response_id"]: i for i, r in enumerate(responses)}
-    human = row["source"] == Judgment.Source.HUMAN
-    return {
-        "schema": SCHEMA,
-        "campaign_id": row["campaign_id"],
-        "round": {"id": row["round_id"], "number": row["round__number"]},
-        "item": {"id": row["item_id"], "kind": row["item__kind"], "metadata": row["item__metadata"]},
-        "prompt": {"id": row["item__prompt_id"], "kind": row["item__prompt__kind"], "text": row["item__prompt__text"],
-                   "messages": row["item__prompt__messages"], "metadata": row["item__prompt__metadata"],
-                   "external_id": row["item__prompt__external_id"], "content_hash": row["item__prompt__content_hash"]},
-        "responses": [{"id": r["response_id"], "text": r["response__text"], "model_name": r["response__model_name"],
-                       "generation_params": r["response__generation_params"], "metadata": r["response__metadata"],
-                       "content_hash": r["response__content_hash"]} for r in responses],
-        "judgment": {
-            "id": row["id"], "kind": row["kind"], "source": row["source"], "source_name": row["source_name"],
-            # An imported human judgment has no user here: its pseudonym came in as source_name.
-            "annotator": annotator_pseudonym(key, row["annotator_id"]) or (
-                row["source_name"] or None if human else None),
-            "winner": index.get(row["winner_id"]), "tie": row["tie"], "both_bad": row["both_bad"],
-            "strength": row["strength"], "ranking": [_indexes(g, index) for g in row["ranking"]],
-            "rationale": row["rationale"], "time_spent_ms": row["time_spent_ms"],
-            "shown_order": _indexes(row["shown_order"], index), "created_at": row["created_at"].isoformat(),
-        },
-        "split": split,
-        "lineage": {"judgment_ids": [row["id"]], "response_ids": [r["response_id"] for r in responses],
-                    "assignment_id": row["assignment_id"]},
-    }
 
 
 def _outcome(record: dict) -> tuple:
@@ -228,28 +132,70 @@ def snapshot_ids_with_deleted_data(*, snapshot_ids: Iterable[int] | None = None)
     return set(qs.values_list("pk", flat=True))
 
 
-def snapshot_raw_records(*, snapshot: Snapshot, key: str, split: str | None = None) -> Iterator[dict]:
-    """The snapshot's judgments that still exist, as canonical records before aggregation and PII policy."""
-    members = SnapshotMember.objects.filter(snapshot=snapshot)
+def _snapshot_judgments(snapshot: Snapshot, split: str | None, items: tuple[int | None, int | None]) -> QuerySet:
+    members = SnapshotMember.objects.filter(snapshot=snapshot, **({"split": split} if split else {}))
+    qs = Judgment.objects.filter(pk__in=members.values("judgment_id"))
+    low, high = items
+    if low is not None:
+        qs = qs.filter(item_id__gte=low)
+    if high is not None:
+        qs = qs.filter(item_id__lt=high)
+    return qs
+
+
+def snapshot_raw_records(*, snapshot: Snapshot, key: str, split: str | None = None,
+                         items: tuple[int | None, int | None] = (None, None)) -> Iterator[dict]:
+    """The snapshot's judgments that still exist (on items with ids in ``[low, high)`` of ``items``; None
+    leaves that end open), as canonical records before aggregation and PII policy."""
+    member = SnapshotMember._meta.db_table
+    where = [f"{member}.judgment_id = {Judgment._meta.db_table}.id", f"{member}.snapshot_id = %s"]
+    params: list = [snapshot.pk]
     if split:
-        members = members.filter(split=split)
-    # The split comes with each row (a subquery on the member's unique index), not from a dict of every id.
-    in_split = members.filter(judgment_id=OuterRef("pk")).values("split")[:1]
-    qs = Judgment.objects.filter(pk__in=members.values("judgment_id")).annotate(snapshot_split=Subquery(in_split))
-    for row, responses in judgment_rows(qs.order_by("item_id", "id"), "snapshot_split"):
-        yield canonical_record(row, responses, split=row["snapshot_split"], key=key)
+        where.append(f"{member}.split = %s")
+        params.append(split)
+    # A join to the members (which have no foreign key to join through): the split comes with each row. A
+    # subquery per row cost more than all the rest of the read.
+    qs = _snapshot_judgments(snapshot, None, items).extra(
+        select={"snapshot_split": f"{member}.split"}, tables=[member], where=where, params=params)
+    item_ids = _snapshot_judgments(snapshot, split, items).values("item_id")
+    for row, context in judgment_rows(qs.order_by("item_id", "id"), "snapshot_split", item_ids=item_ids):
+        yield canonical_record(row, context, split=row["snapshot_split"], key=key)
 
 
-def snapshot_records(*, snapshot: Snapshot, split: str | None = None, pii_report=None) -> Iterator[dict]:
+def snapshot_item_bounds(*, snapshot: Snapshot, split: str | None, parts: int) -> list[int]:
+    """Item ids that cut the snapshot's judgments (of ``split``) into about ``parts`` parts of equal size,
+    each cut at an item's first judgment: ``[low, high)`` ranges between them keep an item's judgments
+    together. Fewer cuts when there are fewer items."""
+    if parts < 2:
+        return []
+    item_ids = _snapshot_judgments(snapshot, split, (None, None)).values("item_id")
+    sql, params = item_ids.query.sql_with_params()
+    fractions = [i / parts for i in range(1, parts)]
+    with connections[item_ids.db].cursor() as cursor:
+        if cursor.db.vendor == "postgresql":
+            cursor.execute(f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY item_id) FROM ({sql}) AS j",
+                           [fractions, *params])
+            cuts = cursor.fetchone()[0] or []
+        else:  # the SQLite demo: small data, read them all
+            cursor.execute(f"SELECT item_id FROM ({sql}) AS j ORDER BY item_id", params)
+            ids = [row[0] for row in cursor.fetchall()]
+            cuts = [ids[int(f * len(ids))] for f in fractions] if ids else []
+    return sorted({cut for cut in cuts if cut is not None})
+
+
+def snapshot_records(*, snapshot: Snapshot, split: str | None = None, pii_report=None,
+                     items: tuple[int | None, int | None] = (None, None)) -> Iterator[dict]:
     """The snapshot as canonical records (aggregated as its manifest says, with its PII policy applied: a
-    record the policy rejects is left out and counted in ``pii_report`` when one is given)."""
+    record the policy rejects is left out and counted in ``pii_report`` when one is given); ``items`` as
+    in ``snapshot_raw_records``."""
     from .pii import PiiReport, RecordRejected, apply_strings
     from .pii.campaign import policy_for
 
     manifest = snapshot.manifest
     policy = policy_for(campaign=snapshot.campaign, override=manifest["pii_policy"])
     report = pii_report if pii_report is not None else PiiReport()
-    records = aggregate(snapshot_raw_records(snapshot=snapshot, key=policy.key, split=split), manifest["aggregation"])
+    records = aggregate(snapshot_raw_records(snapshot=snapshot, key=policy.key, split=split, items=items),
+                        manifest["aggregation"])
     if not policy.active:  # allow everything: records pass untouched, no per-record PII work
         yield from records
         return
@@ -323,22 +269,21 @@ class _Tally:
         # alone held over 200 MB.
         self.strengths, self.times = array("q"), array("q")
 
-    def add(self, record: dict) -> None:
-        j = record["judgment"]
-        self.labels[_label(j)] += 1
-        if j["strength"] is not None:
-            self.strengths.append(j["strength"])
-        if j["time_spent_ms"] is not None:
-            self.times.append(j["time_spent_ms"])
-        if j["winner"] is None or len(record["responses"]) != 2:
-            return
-        if len(j["shown_order"]) == 2:
+    def add(self, label: str, strength: int | None, time_ms: int | None, left: bool | None, longer: bool | None) -> None:
+        """One judgment's facts (``BiasReport.add`` works them out once for all the tallies it feeds):
+        ``left`` whether the response shown on the left won, ``longer`` whether the longer one did (None:
+        not decided, or no such comparison)."""
+        self.labels[label] += 1
+        if strength is not None:
+            self.strengths.append(strength)
+        if time_ms is not None:
+            self.times.append(time_ms)
+        if left is not None:
             self.decisive += 1
-            self.left += j["shown_order"][0] == j["winner"]
-        lengths = [len(r["text"]) for r in record["responses"]]
-        if lengths[0] != lengths[1]:
+            self.left += left
+        if longer is not None:
             self.length_decisive += 1
-            self.longer += lengths[j["winner"]] == max(lengths)
+            self.longer += longer
 
     def summary(self) -> dict:
         total = sum(self.labels.values())
@@ -371,13 +316,22 @@ class BiasReport:
         self.per_facet: dict[str, dict[str, _Tally]] = {f: {} for f in self.facets}
 
     def add(self, record: dict) -> None:
-        self.overall.add(record)
-        who = record["judgment"]["annotator"] or record["judgment"]["source_name"] or "unknown"
-        _tally(self.per_annotator, who).add(record)
+        j = record["judgment"]
+        left = longer = None
+        if j["winner"] is not None and len(record["responses"]) == 2:
+            if len(j["shown_order"]) == 2:
+                left = j["shown_order"][0] == j["winner"]
+            lengths = [len(r["text"]) for r in record["responses"]]
+            if lengths[0] != lengths[1]:
+                longer = lengths[j["winner"]] == max(lengths)
+        facts = (_label(j), j["strength"], j["time_spent_ms"], left, longer)
+        self.overall.add(*facts)
+        who = j["annotator"] or j["source_name"] or "unknown"
+        _tally(self.per_annotator, who).add(*facts)
         metadata = record["prompt"]["metadata"] or {}
         for facet in self.facets:
             value = metadata.get(facet)
-            _tally(self.per_facet[facet], "(none)" if value is None else str(value)[:100]).add(record)
+            _tally(self.per_facet[facet], "(none)" if value is None else str(value)[:100]).add(*facts)
 
     def result(self) -> dict:
         summary = self.overall.summary()
@@ -406,5 +360,5 @@ def campaign_bias(*, campaign: Campaign, facets: Iterable[str] = FACETS) -> dict
     snapshots' when the campaign has a PII policy row (its key); until then they are keyed with ""."""
     key = PiiPolicy.objects.filter(campaign=campaign).values_list("key", flat=True).first() or ""
     qs = judgments_for_snapshot(campaign=campaign, round_ids=None, filters={})
-    records = (canonical_record(row, responses, split="", key=key) for row, responses in judgment_rows(qs))
+    records = (canonical_record(row, context, split="", key=key) for row, context in judgment_rows(qs))
     return bias_report(records=records, facets=facets)

@@ -57,9 +57,11 @@ def _broker(redis_url: str | None, storage: Path) -> tuple[str, dict]:
 
 
 @contextmanager
-def celery_worker(*, queues: str, storage: Path, log_path: Path, redis_url: str | None) -> Iterator[subprocess.Popen]:
+def celery_worker(*, queues: str, storage: Path, log_path: Path, redis_url: str | None,
+                  env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """Run ``celery worker -Q queues`` on Redis (``redis_url``) or, with None, on the embedded filesystem
-    broker (REDIS_URL unset, as in ``make demo``). Yields the process; stops it and restores the app after."""
+    broker (REDIS_URL unset, as in ``make demo``), with ``env`` added to its environment. Yields the
+    process; stops it and restores the app after."""
     if connection.vendor != "postgresql":
         pytest.skip("the worker shares the PostgreSQL test database (DATABASE_URL)")
     from config.celery import app
@@ -68,7 +70,7 @@ def celery_worker(*, queues: str, storage: Path, log_path: Path, redis_url: str 
     app.conf.broker_url, app.conf.broker_transport_options = _broker(redis_url, storage)
     _reset_pool(app)
     env = {**os.environ, "DATABASE_URL": test_database_url(), "LOOPWISE_STORAGE_DIR": str(storage),
-           "DB_CONN_MAX_AGE": "0", "OMP_NUM_THREADS": "1"}
+           "DB_CONN_MAX_AGE": "0", "OMP_NUM_THREADS": "1", **(env or {})}
     env.pop("TEST_DATABASE_NAME", None)
     if redis_url:
         env["REDIS_URL"] = redis_url

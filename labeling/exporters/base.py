@@ -3,8 +3,8 @@ registry, and streaming JSON lines in constant memory.
 
 An exporter turns judgments into dicts: ``records`` from model instances (``selectors.judgments_for_export``
 joins the prompt and prefetches the item's responses), ``row_records`` from plain rows. ``stream`` given a
-queryset reads it as plain rows (``selectors_governance.judgment_rows``: its SQL from a server-side cursor a
-chunk of ``chunk_size`` at a time, one query for each chunk's responses), and yields the lines in blocks of
+queryset reads it as plain rows (``selectors_records.judgment_rows``: its SQL from a server-side cursor a
+chunk of ``chunk_size`` at a time, two queries for each chunk's items), and yields the lines in blocks of
 about ``BLOCK_BYTES``."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 
 from ..errors import ValidationError
 from ..models import Judgment
-from ..selectors_governance import judgment_rows
+from ..selectors_records import ItemContext, judgment_rows
 
 BLOCK_BYTES = 64 * 1024
 
@@ -62,9 +62,9 @@ class Exporter:
     def records(self, judgments: Iterable[Judgment]) -> Iterator[dict]:
         raise NotImplementedError
 
-    def row_records(self, rows: Iterable[tuple[dict, list[dict]]]) -> Iterator[dict]:
-        """The same records from plain rows (``selectors_governance.judgment_rows``): (judgment row, its
-        item's response rows)."""
+    def row_records(self, rows: Iterable[tuple[dict, ItemContext]]) -> Iterator[dict]:
+        """The same records from plain rows (``selectors_records.judgment_rows``): (judgment row, its
+        item's context)."""
         raise NotImplementedError
 
     def stream(self, judgments: QuerySet[Judgment] | Iterable[Judgment]) -> Iterator[bytes]:

@@ -35,14 +35,26 @@ def schema():
     return pa.schema(columns + [(part, pa.string()) for part in JSON_PARTS])
 
 
-def flat_row(record: dict) -> dict:
+def flat_row(record: dict, memo: dict | None = None) -> dict:
+    """The row of one record. ``memo`` (part name -> (value, its text)), kept between calls, spares
+    re-encoding the parts that records of one item share (the same objects: ``selectors_records``): the
+    prompt and responses, most of a row's text."""
+    memo = {} if memo is None else memo
     pair = decisive_pair(record)
     texts = [r["text"] for r in record["responses"]]
     row = {"schema": record["schema"], "campaign_id": record["campaign_id"], "split": record["split"],
-           "prompt_text": prompt_text(record["prompt"]),
-           "chosen": texts[pair[0]] if pair else None, "rejected": texts[pair[1]] if pair else None}
+           "prompt_text": None, "chosen": texts[pair[0]] if pair else None, "rejected": texts[pair[1]] if pair else None}
     encode = _PART_JSON.encode
-    row.update({part: encode(record[part]) for part in JSON_PARTS})
+    for part in JSON_PARTS:
+        value = record[part]
+        seen = memo.get(part)
+        if seen is None or seen[0] is not value:
+            seen = memo[part] = (value, encode(value))
+        row[part] = seen[1]
+    seen = memo.get("prompt_text")
+    if seen is None or seen[0] is not record["prompt"]:
+        seen = memo["prompt_text"] = (record["prompt"], prompt_text(record["prompt"]))
+    row["prompt_text"] = seen[1]
     return row
 
 
@@ -57,8 +69,12 @@ class _Columnar(RecordExporter):
     content_type = "application/vnd.apache.parquet"
     container = "binary"
 
+    def __init__(self, raw_options=None):
+        super().__init__(raw_options)
+        self.memo: dict = {}
+
     def rows(self, record: dict) -> Iterator[dict]:
-        yield flat_row(record)
+        yield flat_row(record, self.memo)
 
 
 @register
@@ -81,12 +97,31 @@ class Parquet(_Columnar):
         return self.rows_written
 
 
+    def splittable(self) -> bool:
+        return True
+
+    def combine(self, parts: Iterable[Path], fh: IO[bytes]) -> None:
+        """One file of the parts' row groups in order: the same rows and columns as one pass (row groups
+        at a part's end may be shorter)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with pq.ParquetWriter(pa.PythonFile(fh, mode="w"), schema()) as writer:
+            for part in parts:
+                source = pq.ParquetFile(part)
+                for group in range(source.num_row_groups):
+                    writer.write_table(source.read_row_group(group))
+
+
 @register
 class HfDatasets(Parquet):
     name = "hf-datasets"
     extension = "tar"
     content_type = "application/x-tar"
     help = "Hugging Face datasets save_to_disk folder of canonical records, as a tar archive"
+
+    def splittable(self) -> bool:
+        return False
 
     def write(self, records: Iterable[dict], fh: IO[bytes]) -> int:
         import datasets

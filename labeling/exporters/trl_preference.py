@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from ..models import Judgment, Prompt
+from ..selectors_records import ItemContext
 from .base import Exporter, Options, choice, register
 
 MARGIN_BY_STRENGTH = {1: 1.0, 2: 2.0, 3: 3.0}
@@ -110,12 +111,12 @@ class TrlPreference(Exporter):
             yield from self._records(prompt.kind, prompt.text, prompt.messages, responses, judgment.both_bad,
                                      judgment.ranking, judgment.strength)
 
-    def row_records(self, rows: Iterable[tuple[dict, list[dict]]]) -> Iterator[dict]:
-        for row, links in rows:
-            responses = [(link["response_id"], link["response__text"]) for link in links]
-            yield from self._records(row["item__prompt__kind"], row["item__prompt__text"],
-                                     row["item__prompt__messages"], responses, row["both_bad"], row["ranking"],
-                                     row["strength"])
+    def row_records(self, rows: Iterable[tuple[dict, ItemContext]]) -> Iterator[dict]:
+        for row, context in rows:
+            prompt = context.prompt
+            responses = [(r["id"], r["text"]) for r in context.responses]
+            yield from self._records(prompt["kind"], prompt["text"], prompt["messages"], responses, row["both_bad"],
+                                     row["ranking"], row["strength"])
 
     def _records(self, kind, text, messages, responses, both_bad, ranking, strength) -> Iterator[dict]:
         """The records of one judgment, from plain values (model instances or ``judgment_rows`` rows)."""

@@ -85,6 +85,12 @@ class PiiReport:
         if len(self.findings) < MAX_LISTED:
             self.findings.append({"kind": kind, "where": where, "action": action})
 
+    def merge(self, other: dict) -> None:
+        """Add a report given as ``as_dict`` gives it (a part of an export written by another process)."""
+        self.counts.update(other["counts"])
+        self.findings.extend(other["findings"][:MAX_LISTED - len(self.findings)])
+        self.records_rejected += other["records_rejected"]
+
     def as_dict(self) -> dict:
         return {"counts": dict(sorted(self.counts.items())), "findings": self.findings,
                 "findings_truncated": sum(self.counts.values()) > len(self.findings),

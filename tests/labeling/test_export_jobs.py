@@ -3,6 +3,7 @@ server at all). The worker reads the pytest database (transaction=True, so it se
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import threading
@@ -13,7 +14,10 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
+from labeling.exporters import record_exporter_get
 from labeling.models import AuditEvent, ExportJob, Role, Snapshot
+from labeling.pii import PiiReport
+from labeling.services.export_parts import export_write
 from labeling.services.snapshots import export_job_create, export_job_run, export_path, snapshot_create
 from labeling.tasks import export_run
 from tests.celery_worker import celery_worker
@@ -32,9 +36,10 @@ def worker(request, tmp_path):
     storage = tmp_path / "storage"
     log_path = tmp_path / "worker.log"
     redis_url = REDIS_URL if request.param == "redis" else None
-    with celery_worker(queues="cpu", storage=storage, log_path=log_path, redis_url=redis_url) as proc, override_settings(
-        STORAGE_DIR=storage
-    ):
+    # Every export in two processes, however small: the forked parts run inside a real worker.
+    parallel = {"LOOPWISE_EXPORT_WORKERS": "2", "LOOPWISE_EXPORT_PARALLEL_MIN": "0"}
+    with celery_worker(queues="cpu", storage=storage, log_path=log_path, redis_url=redis_url,
+                       env=parallel) as proc, override_settings(STORAGE_DIR=storage):
         yield request.param, proc, log_path
 
 
@@ -78,6 +83,10 @@ def test_a_worker_writes_the_export_and_it_is_listed_and_downloadable(worker):
     assert hashlib.sha256(data).hexdigest() == job.sha256 and job.size_bytes == len(data)
     rows = [json.loads(line) for line in data.decode().splitlines()]
     assert job.records == len(rows) == 5 and {"prompt", "chosen", "rejected", "margin"} <= set(rows[0])
+    one_pass = io.BytesIO()  # the worker wrote two parts and joined them: the bytes of one pass
+    export_write(snapshot=job.snapshot, split=None, fh=one_pass, workers=1, report=PiiReport(), parts_at=Path("-"),
+                 make_exporter=lambda: record_exporter_get("trl-preference", {"margin": "strength"}))
+    assert one_pass.getvalue() == data
     assert not list(path.parent.glob(".*.part")), "the temporary file was renamed, not left behind"
     listed = client.get(f"/api/v1/campaigns/{campaign.pk}/exports/").json()["results"]
     assert [(e["id"], e["status"], e["snapshot"]) for e in listed] == [(job.pk, "done", job.snapshot_id)]

@@ -5,12 +5,11 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from labeling import selectors_governance as gov
 from labeling.errors import ValidationError
 from labeling.importers import import_file
-from labeling.models import AuditEvent, ItemResponse, Judgment, Prompt, Role
+from labeling.models import AuditEvent, Judgment, Prompt, Role
 from labeling.selectors_governance import snapshot_records
-from labeling.services.snapshots import snapshot_create
+from labeling.services.snapshots import RecordLines, _line, snapshot_create
 from tests.conftest import client_for
 from tests.factories import CampaignFactory, ItemFactory, UserFactory, member
 
@@ -55,23 +54,6 @@ def test_a_new_judgment_or_other_inputs_give_a_new_hash(judged):
     newer = snapshot_create(campaign=campaign, created_by=None)
     assert newer.content_hash not in {first.content_hash, reseeded.content_hash}
     assert newer.records_count == 13
-
-
-def test_judgment_rows_read_the_values_the_orm_gives_json_and_dates_included(judged):
-    """``judgment_rows`` reads Django's SQL through a plain cursor: every value must still be what
-    ``values()`` gives, or hashes and exports would change."""
-    campaign, people, items = judged
-    Prompt.objects.filter(pk=items[0].prompt_id).update(metadata={"topic": "é", "n": [1.5, None]})
-    Judgment.objects.filter(item=items[1]).update(shown_order=[], rationale="naïve \"quoted\"\n")
-    qs = gov.judgments_for_snapshot(campaign=campaign, round_ids=None, filters={})
-    rows = list(gov.judgment_rows(qs, chunk=5))
-    assert [row for row, _ in rows] == list(qs.values(*gov.ROW_FIELDS))
-    links = ItemResponse.objects.filter(item__campaign=campaign).order_by("item_id", "position")
-    expected = {}
-    for link in links.values(*gov.RESPONSE_FIELDS):
-        expected.setdefault(link["item_id"], []).append(link)
-    assert all(responses == expected[row["item_id"]] for row, responses in rows)
-    assert rows[0][0]["created_at"].tzinfo is not None and rows[0][0]["item__prompt__metadata"]["n"] == [1.5, None]
 
 
 def test_records_carry_prompt_responses_judgment_split_and_lineage(judged):
@@ -190,3 +172,18 @@ def test_manifest_carries_the_human_agreement_ceiling_without_names():
     assert agreement["judgments"] == 12 and agreement["items_with_overlap"] == 6
     assert agreement["outcome"]["percent_agreement"]["value"] == 1.0
     assert "secret-name" not in str(snapshot.manifest)
+
+
+def test_record_lines_are_the_canonical_json_of_each_record_byte_for_byte(judged):
+    """The snapshot hash reads records through ``RecordLines``, which reuses the encoded parts records of one
+    item share: each line must still be the record's own canonical JSON, aggregated records included."""
+    campaign, people, items = judged
+    Prompt.objects.filter(pk=items[0].prompt_id).update(metadata={"z": 1, "a": {"é": [1.5, None]}, "m": "x\ny"})
+    for aggregation in ("none", "majority"):
+        snapshot = snapshot_create(campaign=campaign, created_by=None, aggregation=aggregation)
+        records = list(snapshot_records(snapshot=snapshot))
+        lines = RecordLines()
+        assert [lines(r) for r in records] == [_line(r) for r in records]
+        assert records[0]["prompt"] is records[1]["prompt"] or aggregation == "majority"
+    odd = {**records[0], "extra": 1}  # not a canonical record's keys: encoded whole
+    assert RecordLines()(odd) == _line(odd)
