@@ -51,6 +51,7 @@ RESPONSE_FIELDS = ("item_id", "response_id", "response__text", "response__model_
 # as text; its JSONField.from_db_value is json.loads, done here directly).
 JSON_FIELDS = frozenset({"metadata", "prompt__messages", "prompt__metadata", "ranking", "shown_order",
                          "response__generation_params", "response__metadata"})
+
 _JSON = json.JSONDecoder()
 
 
@@ -67,6 +68,7 @@ def plain_chunks(qs: QuerySet, names: tuple[str, ...], *, server_side: bool = Tr
         return
     sql, params = qs.values_list(*names).query.get_compiler(using=qs.db).as_sql()
     decode = [name for name in names if name in JSON_FIELDS]
+    # Not orjson: it reads an integer beyond 64 bits as a float, where json.loads (Django's) keeps it.
     loads = _JSON.raw_decode  # jsonb text never starts with whitespace, which is all json.loads adds
     with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
         # psycopg's own timestamptz loader, which it runs in C, rather than Django's Python subclass of it

@@ -8,7 +8,6 @@ chunk of ``chunk_size`` at a time, two queries for each chunk's items), and yiel
 about ``BLOCK_BYTES``."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -18,6 +17,7 @@ from django.db.models import QuerySet
 from ..errors import ValidationError
 from ..models import Judgment
 from ..selectors_records import ItemContext, judgment_rows
+from .records import dumps
 
 BLOCK_BYTES = 64 * 1024
 
@@ -74,10 +74,9 @@ class Exporter:
             records = self.row_records(judgment_rows(judgments, chunk=self.chunk_size))
         else:
             records = self.records(judgments)
-        encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps without a new encoder per record
         block, size = [], 0
         for record in records:
-            line = (encode(record) + "\n").encode()
+            line = dumps(record) + b"\n"
             block.append(line)
             size += len(line)
             if size >= BLOCK_BYTES:

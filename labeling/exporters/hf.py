@@ -19,12 +19,10 @@ from itertools import islice
 from pathlib import Path
 from typing import IO
 
-from .records import RecordExporter, decisive_pair, prompt_text, register
+from .records import RecordExporter, decisive_pair, dumps, prompt_text, register
 
 ROWS_PER_GROUP = 2000
 JSON_PARTS = ("prompt", "responses", "judgment", "item", "round", "lineage")
-# json.dumps(part, ensure_ascii=False, sort_keys=True), one encoder for all (json.dumps builds one per call)
-_PART_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
 def schema():
@@ -44,12 +42,11 @@ def flat_row(record: dict, memo: dict | None = None) -> dict:
     texts = [r["text"] for r in record["responses"]]
     row = {"schema": record["schema"], "campaign_id": record["campaign_id"], "split": record["split"],
            "prompt_text": None, "chosen": texts[pair[0]] if pair else None, "rejected": texts[pair[1]] if pair else None}
-    encode = _PART_JSON.encode
     for part in JSON_PARTS:
         value = record[part]
         seen = memo.get(part)
         if seen is None or seen[0] is not value:
-            seen = memo[part] = (value, encode(value))
+            seen = memo[part] = (value, dumps(value, sort_keys=True).decode())
         row[part] = seen[1]
     seen = memo.get("prompt_text")
     if seen is None or seen[0] is not record["prompt"]:

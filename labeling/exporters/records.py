@@ -11,9 +11,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+import orjson
+
 from ..errors import ValidationError
 
 BLOCK_BYTES = 64 * 1024
+
+
+def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact JSON (UTF-8, no ASCII escapes) of an export row or part, by orjson: the standard library's
+    encoder took a quarter of an export's time. orjson refuses integers beyond 64 bits, which free-form
+    metadata may hold: those values go to the standard library, with the same separators."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":")).encode()
 
 
 class RecordExporter:
@@ -48,11 +60,8 @@ class RecordExporter:
             raise ValidationError(f"{self.name} is a binary format: create an export job to get it", field="format")
         array = self.container == "json-array"
         block, size, first = [b"[\n"] if array else [], 0, True
-        # json.dumps(row, ensure_ascii=False) without building a new encoder for every row
-        encode = json.JSONEncoder(ensure_ascii=False).encode
         for row in self._all_rows(records):
-            text = encode(row)
-            line = ((("" if first else ",\n") + text) if array else text + "\n").encode()
+            line = ((b"" if first else b",\n") + dumps(row)) if array else dumps(row) + b"\n"
             first = False
             block.append(line)
             size += len(line)

@@ -208,3 +208,14 @@ def test_round_trip_conversational_records(tmp_path: Path):
     campaign = CampaignFactory()
     import_file(campaign=campaign, path=path, fmt="trl")
     assert _export(campaign, style="conversational") == rows
+
+
+def test_export_json_is_compact_utf8_and_keeps_integers_beyond_64_bits():
+    """Export rows are written by orjson, which refuses integers beyond 64 bits: free-form metadata may hold
+    one, and it must come out whole (by the standard library), not fail the export or turn into a float."""
+    from labeling.exporters.records import dumps
+
+    assert dumps({"b": "café\n", "a": [1.5, None, True]}) == '{"b":"café\\n","a":[1.5,null,true]}'.encode()
+    assert dumps({"b": 1, "a": 2}, sort_keys=True) == b'{"a":2,"b":1}'
+    assert dumps({"n": 2**70, "m": {"z": 1, "a": 0}}, sort_keys=True) == b'{"m":{"a":0,"z":1},"n":1180591620717411303424}'
+    assert json.loads(dumps({"n": -(2**80)}))["n"] == -(2**80)
