@@ -14,8 +14,9 @@ with SQL (``INSERT ... SELECT generate_series``, not timed): one campaign, N / o
 with its own prompt (~300 characters) and two responses (~600 characters), N human judgments by a pool of
 annotators: ~10% ties, ~3% both-bad, the rest a winner with strength 1-3. Each phase runs in a forked child
 process. Peak memory is printed twice: the largest process's peak RSS (``os.wait4`` rusage ``ru_maxrss``),
-which includes the Django process it inherits (printed as "start RSS"), and the peak of the RSS summed over
-the phase's processes (an export's parts run in children of its own), sampled every 50 ms."""
+which includes the Django process it inherits (printed as "start RSS"), and the peak of the proportional set
+size (PSS) summed over the phase's processes (an export's parts run in children of its own; shared pages
+count once), sampled every 50 ms."""
 from __future__ import annotations
 
 import argparse
@@ -152,30 +153,32 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def _tree_rss_mb(root: int) -> float:
-    """The summed RSS of ``root`` and its descendants (an export's parts run in forked children). Shared
-    pages count once per process, so this overstates what they take together."""
-    parents, rss = {}, {}
+def _tree_pss_mb(root: int) -> float:
+    """The summed proportional set size (PSS) of ``root`` and its descendants (an export's parts run in
+    forked children): pages the processes share count once in all, split between them, where summing RSS
+    would count them once per process."""
+    parents = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as fh:
-                fields = dict(line.split(":", 1) for line in fh if line.startswith(("PPid:", "VmRSS:")))
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields.get("PPid", "0"))
-        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
     total, todo = 0.0, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0.0)
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                total += next(int(line.split()[1]) for line in fh if line.startswith("Pss:")) / 1024
+        except (OSError, StopIteration):
+            pass
         todo.extend(child for child, parent in parents.items() if parent == pid)
     return total
 
 
 class _TreePeak(threading.Thread):
-    """Samples ``_tree_rss_mb(pid)`` every 50 ms until stopped; ``peak`` is the largest sample."""
+    """Samples ``_tree_pss_mb(pid)`` every 50 ms until stopped; ``peak`` is the largest sample."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -183,12 +186,12 @@ class _TreePeak(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(0.05):
-            self.peak = max(self.peak, _tree_rss_mb(self.pid))
+            self.peak = max(self.peak, _tree_pss_mb(self.pid))
 
 
 def in_child(work) -> tuple[float, float, float, float, float, str]:
     """Run ``work()`` (returning a short description) in a forked child: (wall seconds, CPU seconds of the
-    child and its children, start RSS MB, peak RSS MB of the largest process, peak summed RSS MB of the
+    child and its children, start RSS MB, peak RSS MB of the largest process, peak summed PSS MB of the
     child and its children, description). Forked, so each phase's peak is its own, not the largest so far
     of one process. CPU time is shown because wall time on a shared box includes waiting for a core."""
     from django.db import connections
@@ -222,7 +225,7 @@ def in_child(work) -> tuple[float, float, float, float, float, str]:
     elapsed, start_rss, text = out.split("\t", 2)
     # wait4's usage covers the child and the children it waited for: CPU summed, maxrss the largest one.
     return (float(elapsed), usage.ru_utime + usage.ru_stime, float(start_rss), usage.ru_maxrss / 1024,
-            max(sampler.peak, usage.ru_maxrss / 1024), text)
+            sampler.peak, text)
 
 
 def floor_phase(campaign_id: int):
@@ -343,7 +346,7 @@ def main() -> None:
 def _line(name: str, seconds: float, cpu: float, start_rss: float, peak_rss: float, tree_rss: float, text: str,
           judgments: int) -> str:
     return (f"{name:<36} {seconds:7.1f} s (CPU {cpu:6.1f} s) {judgments / seconds:8.0f} judgments/s  "
-            f"peak RSS {peak_rss:5.0f} MB, all processes {tree_rss:5.0f} MB (start {start_rss:3.0f} MB)  {text}")
+            f"peak RSS {peak_rss:5.0f} MB, all processes {tree_rss:5.0f} MB PSS (start {start_rss:3.0f} MB)  {text}")
 
 
 if __name__ == "__main__":

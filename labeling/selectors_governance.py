@@ -289,12 +289,17 @@ class _Tally:
         total = sum(self.labels.values())
         return {
             "judgments": total,
-            "labels": {k: {"n": n, "share": round(n / total, 4)} for k, n in sorted(self.labels.items())},
+            "labels": _shares(self.labels),
             "left_wins": _rate(self.left, self.decisive),
             "longer_wins": _rate(self.longer, self.length_decisive),
             "mean_strength": round(sum(self.strengths) / len(self.strengths), 3) if self.strengths else None,
             "median_time_ms": sorted(self.times)[len(self.times) // 2] if self.times else None,
         }
+
+
+def _shares(labels: Counter) -> dict:
+    total = sum(labels.values())
+    return {k: {"n": n, "share": round(n / total, 4)} for k, n in sorted(labels.items())}
 
 
 def _tally(tallies: dict, key: str) -> _Tally:
@@ -313,7 +318,10 @@ class BiasReport:
     def __init__(self, facets: Iterable[str] = FACETS):
         self.facets = tuple(facets)
         self.overall, self.per_annotator = _Tally(), {}
-        self.per_facet: dict[str, dict[str, _Tally]] = {f: {} for f in self.facets}
+        # Facet values report label balance only: a Counter of labels each, not a whole tally.
+        self.per_facet: dict[str, dict[str, Counter]] = {f: {} for f in self.facets}
+        self._metadata: object = object()  # the last record's prompt metadata, and its facets' counters
+        self._counters: list[Counter] = []
 
     def add(self, record: dict) -> None:
         j = record["judgment"]
@@ -324,14 +332,19 @@ class BiasReport:
             lengths = [len(r["text"]) for r in record["responses"]]
             if lengths[0] != lengths[1]:
                 longer = lengths[j["winner"]] == max(lengths)
-        facts = (_label(j), j["strength"], j["time_spent_ms"], left, longer)
+        facts = (label := _label(j), j["strength"], j["time_spent_ms"], left, longer)
         self.overall.add(*facts)
         who = j["annotator"] or j["source_name"] or "unknown"
         _tally(self.per_annotator, who).add(*facts)
-        metadata = record["prompt"]["metadata"] or {}
-        for facet in self.facets:
-            value = metadata.get(facet)
-            _tally(self.per_facet[facet], "(none)" if value is None else str(value)[:100]).add(*facts)
+        metadata = record["prompt"]["metadata"]
+        if metadata is not self._metadata:  # the records of one item share it: look the facets up once
+            self._metadata, self._counters = metadata, []
+            for facet in self.facets:
+                value = (metadata or {}).get(facet)
+                key = "(none)" if value is None else str(value)[:100]
+                self._counters.append(self.per_facet[facet].setdefault(key, Counter()))
+        for counter in self._counters:
+            counter[label] += 1
 
     def result(self) -> dict:
         summary = self.overall.summary()
@@ -343,8 +356,8 @@ class BiasReport:
                               "per_annotator": {k: a["left_wins"] for k, a in annotators.items()}},
             "length_bias": {"longer_wins": summary["longer_wins"]},
             "annotators": annotators,
-            "facets": {f: {v: {"judgments": t.summary()["judgments"], "labels": t.summary()["labels"]}
-                           for v, t in sorted(values.items())} for f, values in self.per_facet.items()},
+            "facets": {f: {v: {"judgments": sum(labels.values()), "labels": _shares(labels)}
+                           for v, labels in sorted(values.items())} for f, values in self.per_facet.items()},
         }
 
 

@@ -9,7 +9,7 @@ from labeling.errors import ValidationError
 from labeling.importers import import_file
 from labeling.models import AuditEvent, Judgment, Prompt, Role
 from labeling.selectors_governance import snapshot_records
-from labeling.services.snapshots import RecordLines, _line, snapshot_create
+from labeling.services.snapshots import _CANONICAL_JSON, RecordLines, _compact, _line, snapshot_create
 from tests.conftest import client_for
 from tests.factories import CampaignFactory, ItemFactory, UserFactory, member
 
@@ -187,3 +187,12 @@ def test_record_lines_are_the_canonical_json_of_each_record_byte_for_byte(judged
         assert records[0]["prompt"] is records[1]["prompt"] or aggregation == "majority"
     odd = {**records[0], "extra": 1}  # not a canonical record's keys: encoded whole
     assert RecordLines()(odd) == _line(odd)
+
+
+@pytest.mark.parametrize("value", [
+    "café \"q\"\n\t\x00\x1f\x7f\u2028", 0, -5, 2**70,
+    {"id": 1, "ranking": [[1], [0, 2]], "tie": False, "strength": None, "rationale": "naïve\n", "z": "", "a": 2**63},
+    {"votes": 3, "agreement": 0.6667}, {"x": 1e-05, "y": [1e16]}, {"n": -(2**70)}, {},
+])
+def test_compact_writes_what_the_canonical_encoder_writes(value):
+    assert _compact(value) == _CANONICAL_JSON.encode(value)
