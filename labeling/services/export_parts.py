@@ -6,8 +6,9 @@ pass; JSON lines join into the same bytes.
 
 Why processes: an export is Python work per record (building canonical records, rows, JSON), which one
 process does on one core. Forking (not ``multiprocessing``) because a Celery prefork worker's own
-processes are daemonic and may not start ``multiprocessing`` children; each child closes the connections
-it inherited (never using the parent's socket) and leaves with ``os._exit``."""
+processes are daemonic and may not start ``multiprocessing`` children. The parent closes its database
+connections before forking, so each child opens its own and no socket is shared; a child leaves with
+``os._exit``, reporting its rows and PII findings, or its error, through a pipe."""
 from __future__ import annotations
 
 import json
@@ -65,25 +66,27 @@ def export_write(*, snapshot: Snapshot, split: str | None, make_exporter: Callab
 def _run_parts(snapshot: Snapshot, split: str | None, make_exporter, jobs: list[tuple]) -> list[dict]:
     connections.close_all()  # no child may inherit (and later close) the parent's socket
     children = []
-    for items, part in jobs:
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover (runs in the child; its result comes back through the pipe)
-            os.close(read)
-            _child(snapshot, split, make_exporter, items, part, write)
-        os.close(write)
-        children.append((pid, read))
-    results, failed = [], []
-    for index, (pid, read) in enumerate(children):
-        with os.fdopen(read, "rb") as pipe:
-            message = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if status != 0 or not message:
-            failed.append(index)
-            continue
-        results.append(json.loads(message))
-    if failed:
-        raise RuntimeError(f"export parts {failed} of {len(children)} failed (their tracebacks are in the worker log)")
+    try:
+        for items, part in jobs:
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover (runs in the child; its result comes back through the pipe)
+                os.close(read)
+                _child(snapshot, split, make_exporter, items, part, write)
+            os.close(write)
+            children.append((pid, read))
+    finally:  # a fork that failed: the children already started are still collected below
+        results, errors = [], []
+        for index, (pid, read) in enumerate(children):
+            with os.fdopen(read, "rb") as pipe:
+                message = json.loads(pipe.read() or b'{"error": "it died without a word"}')
+            _, status = os.waitpid(pid, 0)
+            if status != 0 or "error" in message:
+                errors.append(f"part {index}: {message.get('error', f'exit status {status}')}")
+            else:
+                results.append(message)
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(children)} export parts failed: {'; '.join(errors)}")
     return results
 
 
@@ -97,8 +100,9 @@ def _child(snapshot, split, make_exporter, items, part: Path, write: int) -> Non
                                                        items=items), fh)
         os.write(write, json.dumps({"rows": rows, "pii": report.as_dict()}).encode())
         code = 0
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        traceback.print_exc()  # the worker's log gets the traceback, the job its message
+        os.write(write, json.dumps({"error": f"{type(exc).__name__}: {exc}"[:2000]}).encode())
     finally:
         connections.close_all()
         os._exit(code)

@@ -90,6 +90,6 @@ class _FailsOnItem(TrlPreferenceRecords):
 
 def test_a_failing_part_fails_the_export_and_leaves_no_part_files(snapshot, tmp_path):
     _FailsOnItem.item_id = max(r["item"]["id"] for r in gov.snapshot_raw_records(snapshot=snapshot, key="k"))
-    with pytest.raises(RuntimeError, match=r"export parts \[2\] of 3 failed"):
+    with pytest.raises(RuntimeError, match=r"1 of 3 export parts failed: part 2: ValueError: cannot write item \d+"):
         _write(snapshot, "trl-preference", 3, tmp_path, make_exporter=lambda: _FailsOnItem())
     assert not list(tmp_path.iterdir())
