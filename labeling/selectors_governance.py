@@ -132,15 +132,18 @@ def snapshot_ids_with_deleted_data(*, snapshot_ids: Iterable[int] | None = None)
     return set(qs.values_list("pk", flat=True))
 
 
-def _snapshot_judgments(snapshot: Snapshot, split: str | None, items: tuple[int | None, int | None]) -> QuerySet:
-    members = SnapshotMember.objects.filter(snapshot=snapshot, **({"split": split} if split else {}))
-    qs = Judgment.objects.filter(pk__in=members.values("judgment_id"))
+def _on_items(qs: QuerySet[Judgment], items: tuple[int | None, int | None]) -> QuerySet[Judgment]:
     low, high = items
     if low is not None:
         qs = qs.filter(item_id__gte=low)
     if high is not None:
         qs = qs.filter(item_id__lt=high)
     return qs
+
+
+def _snapshot_judgments(snapshot: Snapshot, split: str | None, items: tuple[int | None, int | None]) -> QuerySet:
+    members = SnapshotMember.objects.filter(snapshot=snapshot, **({"split": split} if split else {}))
+    return _on_items(Judgment.objects.filter(pk__in=members.values("judgment_id")), items)
 
 
 def snapshot_raw_records(*, snapshot: Snapshot, key: str, split: str | None = None,
@@ -155,7 +158,7 @@ def snapshot_raw_records(*, snapshot: Snapshot, key: str, split: str | None = No
         params.append(split)
     # A join to the members (which have no foreign key to join through): the split comes with each row. A
     # subquery per row cost more than all the rest of the read.
-    qs = _snapshot_judgments(snapshot, None, items).extra(
+    qs = _on_items(Judgment.objects.all(), items).extra(
         select={"snapshot_split": f"{member}.split"}, tables=[member], where=where, params=params)
     item_ids = _snapshot_judgments(snapshot, split, items).values("item_id")
     for row, context in judgment_rows(qs.order_by("item_id", "id"), "snapshot_split", item_ids=item_ids):
