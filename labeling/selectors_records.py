@@ -135,9 +135,9 @@ def judgment_rows(qs: QuerySet[Judgment], *extra: str, chunk: int = CHUNK,
     cannot be a subquery). Three queries, each read from a server-side cursor ``chunk`` rows at a time:
     memory is flat.
 
-    The three read at slightly different moments. A judgment whose item has gone by the time the items are
-    read is skipped (deleting an item deletes its judgments); an item judged only after the judgments were
-    read is passed over."""
+    The three are read at slightly different moments, the items and responses first: a judgment on an item
+    created after the items were read is left out (as if all were read a moment earlier), and an item whose
+    judgments were deleted in between is passed over."""
     order = qs.query.order_by
     if not order or order[0] not in ("item_id", "item", "item__id"):
         raise ValueError(f"judgment_rows needs judgments ordered by item id first (got {list(order)})")

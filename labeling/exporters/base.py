@@ -3,8 +3,8 @@ registry, and streaming JSON lines in constant memory.
 
 An exporter turns judgments into dicts: ``records`` from model instances (``selectors.judgments_for_export``
 joins the prompt and prefetches the item's responses), ``row_records`` from plain rows. ``stream`` given a
-queryset reads it as plain rows (``selectors_records.judgment_rows``: its SQL from a server-side cursor a
-chunk of ``chunk_size`` at a time, two queries for each chunk's items), and yields the lines in blocks of
+queryset reads it as plain rows (``selectors_records.judgment_rows``: its SQL, the items' and their
+responses', as three server-side-cursor streams read ``chunk_size`` rows at a time), and yields the lines in blocks of
 about ``BLOCK_BYTES``."""
 from __future__ import annotations
 
