@@ -29,15 +29,7 @@ from .models import (
     Snapshot,
     SnapshotMember,
 )
-
-# Reading judgments and building their records lives in selectors_records; these names are used from here.
-from .selectors_records import (  # noqa: F401
-    SCHEMA,
-    ItemContext,
-    annotator_pseudonym,
-    canonical_record,
-    judgment_rows,
-)
+from .selectors_records import canonical_record, judgment_rows
 
 FILTER_KEYS = {"sources": list, "kinds": list, "annotator_ids": list, "exclude_ties": bool,
                "exclude_both_bad": bool, "min_strength": int}
@@ -168,21 +160,16 @@ def snapshot_raw_records(*, snapshot: Snapshot, key: str, split: str | None = No
 def snapshot_item_bounds(*, snapshot: Snapshot, split: str | None, parts: int) -> list[int]:
     """Item ids that cut the snapshot's judgments (of ``split``) into about ``parts`` parts of equal size,
     each cut at an item's first judgment: ``[low, high)`` ranges between them keep an item's judgments
-    together. Fewer cuts when there are fewer items."""
+    together. Fewer cuts when there are fewer items. PostgreSQL only, as are exports in parts."""
     if parts < 2:
         return []
     item_ids = _snapshot_judgments(snapshot, split, (None, None)).values("item_id")
     sql, params = item_ids.query.sql_with_params()
     fractions = [i / parts for i in range(1, parts)]
     with connections[item_ids.db].cursor() as cursor:
-        if cursor.db.vendor == "postgresql":
-            cursor.execute(f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY item_id) FROM ({sql}) AS j",
-                           [fractions, *params])
-            cuts = cursor.fetchone()[0] or []
-        else:  # the SQLite demo: small data, read them all
-            cursor.execute(f"SELECT item_id FROM ({sql}) AS j ORDER BY item_id", params)
-            ids = [row[0] for row in cursor.fetchall()]
-            cuts = [ids[int(f * len(ids))] for f in fractions] if ids else []
+        cursor.execute(f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY item_id) FROM ({sql}) AS j",
+                       [fractions, *params])
+        cuts = cursor.fetchone()[0] or []
     return sorted({cut for cut in cuts if cut is not None})
 
 

@@ -55,9 +55,8 @@ JSON_FIELDS = frozenset({"metadata", "prompt__messages", "prompt__metadata", "ra
 _JSON = json.JSONDecoder()
 
 
-def plain_chunks(qs: QuerySet, names: tuple[str, ...], *, server_side: bool = True,
-                 size: int = CHUNK) -> Iterator[list[dict]]:
-    """``qs.values(*names)`` a chunk at a time (from a server-side cursor unless told otherwise), without
+def plain_chunks(qs: QuerySet, names: tuple[str, ...], *, size: int = CHUNK) -> Iterator[list[dict]]:
+    """``qs.values(*names)`` a chunk at a time from a server-side cursor, without
     Django's per-row converter machinery (it cost more than building the records): the SQL is Django's own,
     and JSON columns are decoded here, so the dicts are the ones ``values()`` gives."""
     connection = connections[qs.db]
@@ -70,7 +69,7 @@ def plain_chunks(qs: QuerySet, names: tuple[str, ...], *, server_side: bool = Tr
     decode = [name for name in names if name in JSON_FIELDS]
     # Not orjson: it reads an integer beyond 64 bits as a float, where json.loads (Django's) keeps it.
     loads = _JSON.raw_decode  # jsonb text never starts with whitespace, which is all json.loads adds
-    with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
+    with connection.chunked_cursor() as cursor:
         # psycopg's own timestamptz loader, which it runs in C, rather than Django's Python subclass of it
         # (which only sets tzinfo to the same UTC): a tenth of a read's time.
         cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
@@ -87,9 +86,9 @@ def plain_chunks(qs: QuerySet, names: tuple[str, ...], *, server_side: bool = Tr
 class ItemContext:
     """One item as its records show it: the ``item``, ``prompt`` and ``responses`` record parts (responses
     in the item's canonical order), ``index`` (response id -> position) and ``response_ids``; ``prompt_split``
-    is the split fixed at import ("" if none) and ``links`` the response rows as read."""
+    is the split fixed at import ("" if none)."""
 
-    __slots__ = ("item_id", "item", "prompt", "prompt_split", "responses", "index", "response_ids", "links")
+    __slots__ = ("item_id", "item", "prompt", "prompt_split", "responses", "index", "response_ids")
 
     def __init__(self, row: dict, links: list[dict]):
         self.item_id = row["id"]
@@ -98,7 +97,6 @@ class ItemContext:
                        "messages": row["prompt__messages"], "metadata": row["prompt__metadata"],
                        "external_id": row["prompt__external_id"], "content_hash": row["prompt__content_hash"]}
         self.prompt_split = row["prompt__split"]
-        self.links = links
         self.responses = [{"id": r["response_id"], "text": r["response__text"], "model_name": r["response__model_name"],
                            "generation_params": r["response__generation_params"], "metadata": r["response__metadata"],
                            "content_hash": r["response__content_hash"]} for r in links]

@@ -39,6 +39,7 @@ from ..models import Campaign, ExportJob, Judgment, Prompt, Round, Snapshot, Sna
 from ..pii import PiiReport
 from ..pii.campaign import policy_for
 from ..selectors_quality import agreement_report
+from ..selectors_records import ItemContext, canonical_record, judgment_rows
 from .audit import audit_record
 from .export_parts import export_workers, export_write
 
@@ -170,19 +171,19 @@ def snapshot_create(*, campaign: Campaign, created_by: AbstractBaseUser | None, 
     snapshot = Snapshot.objects.create(campaign=campaign, content_hash="", manifest={}, created_by=created_by)
     judgments = 0
     members: list[tuple] = []
-    splits: dict[gov.ItemContext, str] = {}
+    splits: dict[ItemContext, str] = {}
     line = RecordLines()
     bias = gov.BiasReport()
     qs = gov.judgments_for_snapshot(campaign=campaign, round_ids=rounds, filters=filters)
     # Memory stays flat: records are hashed as they come, a prompt's split is computed once per item and
     # batch, and the per-prompt counts come from SQL at the end.
     with gc_paused():
-        for row, context in gov.judgment_rows(qs):
+        for row, context in judgment_rows(qs):
             split = splits.get(context)
             if split is None:
                 split = splits[context] = context.prompt_split or split_for(
                     prompt_hash=context.prompt["content_hash"], seed=split_seed, ratios=ratios)
-            record = gov.canonical_record(row, context, split=split, key=policy.key)
+            record = canonical_record(row, context, split=split, key=policy.key)
             bias.add(record)
             hasher.update(line(record))
             members.append((snapshot.pk, row["id"], context.prompt["id"], row["annotator_id"], split))

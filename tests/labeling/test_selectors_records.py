@@ -48,7 +48,11 @@ def test_rows_and_contexts_are_what_the_orm_gives_json_and_dates_included(judged
         assert context.item == {"id": item["id"], "kind": item["kind"], "metadata": item["metadata"]}
         assert (context.prompt["text"], context.prompt["metadata"]) == (item["prompt__text"], item["prompt__metadata"])
         expected = list(links.filter(item_id=row["item_id"]).values(*rec.RESPONSE_FIELDS))
-        assert context.links == expected and context.response_ids == [r["response_id"] for r in expected]
+        assert context.responses == [
+            {"id": r["response_id"], "text": r["response__text"], "model_name": r["response__model_name"],
+             "generation_params": r["response__generation_params"], "metadata": r["response__metadata"],
+             "content_hash": r["response__content_hash"]} for r in expected]
+        assert context.response_ids == [r["response_id"] for r in expected]
     assert rows[0][1].prompt["metadata"]["n"] == [1.5, None]
 
 
