@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from itertools import islice
 
+import orjson
 from django.db import connections
 from django.db.models import QuerySet
 from psycopg.types.datetime import TimestamptzLoader
@@ -48,11 +50,28 @@ ITEM_FIELDS = ("id", "kind", "metadata", "prompt_id", "prompt__kind", "prompt__t
 RESPONSE_FIELDS = ("item_id", "response_id", "response__text", "response__model_name", "response__generation_params",
                    "response__metadata", "response__content_hash")
 # The JSONField columns among them: the only values that need converting (Django's loader hands jsonb over
-# as text; its JSONField.from_db_value is json.loads, done here directly).
-JSON_FIELDS = frozenset({"metadata", "prompt__messages", "prompt__metadata", "ranking", "shown_order",
-                         "response__generation_params", "response__metadata"})
+# as text; its JSONField.from_db_value is json.loads, done here directly). The judgment's own lists hold
+# response ids, which orjson reads as json.loads does; the others are free-form (``free_json``).
+OWN_JSON = frozenset({"ranking", "shown_order"})
+JSON_FIELDS = OWN_JSON | {"metadata", "prompt__messages", "prompt__metadata", "response__generation_params",
+                          "response__metadata"}
 
 _JSON = json.JSONDecoder()
+# A run of 19 digits: an integer that may not fit in 64 bits (jsonb writes numbers in plain notation, so a
+# huge or tiny number is a long run of digits too).
+_LONG_DIGITS = re.compile(r"[0-9]{19}", re.ASCII)
+
+
+def free_json(text: str):
+    """``json.loads(text)`` of free-form jsonb text, by orjson where that gives the same value: orjson
+    reads an integer beyond 64 bits as a float, so text with a long run of digits goes to the standard
+    library, as does anything orjson refuses."""
+    if len(text) < 19 or _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return _JSON.raw_decode(text)[0]  # jsonb text never starts with whitespace, which is all json.loads adds
 
 
 def plain_chunks(qs: QuerySet, names: tuple[str, ...], *, size: int = CHUNK) -> Iterator[list[dict]]:
@@ -66,9 +85,7 @@ def plain_chunks(qs: QuerySet, names: tuple[str, ...], *, size: int = CHUNK) -> 
             yield chunk
         return
     sql, params = qs.values_list(*names).query.get_compiler(using=qs.db).as_sql()
-    decode = [name for name in names if name in JSON_FIELDS]
-    # Not orjson: it reads an integer beyond 64 bits as a float, where json.loads (Django's) keeps it.
-    loads = _JSON.raw_decode  # jsonb text never starts with whitespace, which is all json.loads adds
+    decode = [(name, orjson.loads if name in OWN_JSON else free_json) for name in names if name in JSON_FIELDS]
     with connection.chunked_cursor() as cursor:
         # psycopg's own timestamptz loader, which it runs in C, rather than Django's Python subclass of it
         # (which only sets tzinfo to the same UTC): a tenth of a read's time.
@@ -77,9 +94,9 @@ def plain_chunks(qs: QuerySet, names: tuple[str, ...], *, size: int = CHUNK) -> 
         while batch := cursor.fetchmany(size):
             rows = [dict(zip(names, values, strict=True)) for values in batch]
             for row in rows:
-                for name in decode:
+                for name, loads in decode:
                     if (value := row[name]) is not None:
-                        row[name] = loads(value)[0]
+                        row[name] = loads(value)
             yield rows
 
 

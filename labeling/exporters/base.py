@@ -76,7 +76,7 @@ class Exporter:
             records = self.records(judgments)
         block, size = [], 0
         for record in records:
-            line = dumps(record) + b"\n"
+            line = dumps(record, line=True)
             block.append(line)
             size += len(line)
             if size >= BLOCK_BYTES:

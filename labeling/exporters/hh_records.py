@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from .chat import hh_turns, render_chat
 from .records import RecordExporter, decisive_pair, register
-from .trl_preference import hh_turns, render_chat
 
 
 def transcript(prompt: dict) -> str:

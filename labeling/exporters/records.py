@@ -14,18 +14,22 @@ from typing import IO, Any, ClassVar
 import orjson
 
 from ..errors import ValidationError
+from .chat import hh_turns, render_chat
 
 BLOCK_BYTES = 64 * 1024
 
 
-def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
-    """Compact JSON (UTF-8, no ASCII escapes) of an export row or part, by orjson: the standard library's
-    encoder took a quarter of an export's time. orjson refuses integers beyond 64 bits, which free-form
-    metadata may hold: those values go to the standard library, with the same separators."""
+def dumps(value: Any, *, sort_keys: bool = False, line: bool = False) -> bytes:
+    """Compact JSON (UTF-8, no ASCII escapes) of an export row or part, by orjson, with a newline after it
+    when ``line``: the standard library's encoder took a quarter of an export's time. orjson refuses
+    integers beyond 64 bits, which free-form metadata may hold: those values go to the standard library,
+    with the same separators."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+        return orjson.dumps(value, option=(orjson.OPT_SORT_KEYS if sort_keys else 0)
+                            | (orjson.OPT_APPEND_NEWLINE if line else 0))
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":")).encode()
+        text = json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, separators=(",", ":"))
+        return (text + "\n" if line else text).encode()
 
 
 class RecordExporter:
@@ -61,7 +65,7 @@ class RecordExporter:
         array = self.container == "json-array"
         block, size, first = [b"[\n"] if array else [], 0, True
         for row in self._all_rows(records):
-            line = ((b"" if first else b",\n") + dumps(row)) if array else dumps(row) + b"\n"
+            line = ((b"" if first else b",\n") + dumps(row)) if array else dumps(row, line=True)
             first = False
             block.append(line)
             size += len(line)
@@ -136,24 +140,21 @@ def ordered_pairs(record: dict) -> Iterator[tuple[int, int, str]]:
 
 def prompt_messages(prompt: dict) -> list[dict]:
     """The prompt as chat messages: stored messages, an HH transcript split into turns, or one user turn."""
-    from .trl_preference import hh_turns
-
     if prompt["kind"] == "chat":
         return [dict(m) for m in prompt["messages"]]
     return hh_turns(prompt["text"]) or [{"role": "user", "content": prompt["text"]}]
 
 
 def prompt_text(prompt: dict) -> str:
-    from .trl_preference import render_chat
-
     return render_chat(prompt["messages"]) if prompt["kind"] == "chat" else prompt["text"]
+
+
+def is_hh_transcript(prompt: dict) -> bool:
+    """Whether the prompt is an HH transcript (text from "\\n\\nHuman: " to "\\n\\nAssistant:")."""
+    return prompt["kind"] == "text" and hh_turns(prompt["text"]) is not None
 
 
 def answer_text(prompt: dict, text: str) -> str:
     """A response as a chat message's content: an HH transcript's response starts with the one space that
     belongs to its "Assistant:" marker, dropped here as TRL's conversational split does."""
-    from .trl_preference import hh_turns
-
-    if prompt["kind"] == "text" and hh_turns(prompt["text"]):
-        return text.removeprefix(" ")
-    return text
+    return text.removeprefix(" ") if is_hh_transcript(prompt) else text

@@ -8,7 +8,7 @@ both-bad pair. Each judgment counts on its own, so an item judged by k annotator
 
 Options:
 - ``style=standard`` (default): ``prompt``, ``chosen``, ``rejected`` are strings. A text prompt is written as
-  it is; a chat prompt is rendered with ``CHAT_TEMPLATE``: each message as ``"\\n\\n<Role>: <content>"`` (user
+  it is; a chat prompt is rendered with ``chat.CHAT_TEMPLATE``: each message as ``"\\n\\n<Role>: <content>"`` (user
   -> Human, assistant -> Assistant, system -> System, tool -> Tool), then ``"\\n\\nAssistant:"``, the shape
   HH-RLHF uses. Responses are written verbatim.
 - ``style=conversational``: ``prompt`` is a list of ``{"role", "content"}`` messages and ``chosen`` /
@@ -24,7 +24,6 @@ Options:
   there is no strength (none given, ranking pairs, ties, both-bad)."""
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
@@ -32,11 +31,9 @@ from itertools import combinations
 from ..models import Judgment, Prompt
 from ..selectors_records import ItemContext
 from .base import Exporter, Options, choice, register
+from .chat import hh_turns, render_chat
 
 MARGIN_BY_STRENGTH = {1: 1.0, 2: 2.0, 3: 3.0}
-ROLE_NAMES = {"user": "Human", "assistant": "Assistant", "system": "System", "tool": "Tool"}
-CHAT_TEMPLATE = "\n\n{role}: {content}"
-HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
 @dataclass(frozen=True)
@@ -64,27 +61,6 @@ def pairs(*, both_bad: bool, ranking: list[list[int]], responses: list[tuple[int
             for a in group:
                 for b in worse_group:
                     yield a, b, "preference"
-
-
-def render_chat(messages: list[dict]) -> str:
-    turns = "".join(
-        CHAT_TEMPLATE.format(role=ROLE_NAMES.get(m["role"], m["role"].title()), content=m["content"]) for m in messages
-    )
-    return turns + "\n\nAssistant:"
-
-
-def hh_turns(text: str) -> list[dict] | None:
-    """An HH transcript prompt as chat messages, or None if the text is not one."""
-    if not (text.startswith("\n\nHuman: ") and text.endswith("\n\nAssistant:")):
-        return None
-    parts = HH_TURN.split(text)  # ["", "Human", " hi", "Assistant", " hello", ..., "Assistant", ""]
-    out = []
-    for role, content in zip(parts[1:-2:2], parts[2:-2:2], strict=True):
-        content = content.removeprefix(" ")
-        if not content.strip():
-            return None
-        out.append({"role": "user" if role == "Human" else "assistant", "content": content})
-    return out or None
 
 
 @register

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 from .records import (
     RecordExporter,
-    answer_text,
     decisive_pair,
+    is_hh_transcript,
     ordered_pairs,
     prompt_messages,
     prompt_text,
@@ -21,14 +21,30 @@ from .trl_preference import MARGIN_BY_STRENGTH
 
 
 class _Styled(RecordExporter):
-    def _prompt(self, record: dict):
-        return prompt_text(record["prompt"]) if self.opts["style"] == "standard" else prompt_messages(record["prompt"])
+    """Rows in one of two styles: ``standard`` (strings) or ``conversational`` (message lists). The prompt as
+    written is worked out once per item: records of one item share their ``prompt`` part, and so do the
+    rows written from them (rows are read-only, as records are)."""
 
-    def _answer(self, record: dict, index: int):
-        text = record["responses"][index]["text"]
-        if self.opts["style"] == "standard":
+    def __init__(self, raw_options=None):
+        super().__init__(raw_options)
+        self.standard = self.opts["style"] == "standard"
+        self.styled: tuple = (None, None, False)  # (prompt part, the prompt as written, strip answers' space)
+
+    def _prompt(self, record: dict):
+        """The record's prompt as written, and whether its answers lose their leading space (an HH
+        transcript's do, as in ``answer_text``)."""
+        part = record["prompt"]
+        if self.styled[0] is not part:
+            if self.standard:
+                self.styled = (part, prompt_text(part), False)
+            else:
+                self.styled = (part, prompt_messages(part), is_hh_transcript(part))
+        return self.styled[1], self.styled[2]
+
+    def _answer(self, text: str, strip: bool):
+        if self.standard:
             return text
-        return [{"role": "assistant", "content": answer_text(record["prompt"], text)}]
+        return [{"role": "assistant", "content": text.removeprefix(" ") if strip else text}]
 
 
 @register
@@ -38,18 +54,27 @@ class TrlPreferenceRecords(_Styled):
     options = {"style": ("standard", "conversational"), "ties": ("drop", "keep"), "both_bad": ("drop", "keep"),
                "margin": ("none", "strength")}
 
+    def __init__(self, raw_options=None):
+        super().__init__(raw_options)
+        self.kept = {"preference"} | {label for label, option in (("tie", "ties"), ("both_bad", "both_bad"))
+                                      if self.opts[option] == "keep"}
+        self.marked = len(self.kept) > 1
+        self.margin = self.opts["margin"] == "strength"
+
     def rows(self, record: dict) -> Iterator[dict]:
-        keep = {"preference": True, "tie": self.opts["ties"] == "keep", "both_bad": self.opts["both_bad"] == "keep"}
-        marked = not (keep["tie"] is keep["both_bad"] is False)
+        responses = record["responses"]
+        prompt = strip = None
         for better, worse, label in ordered_pairs(record):
-            if not keep[label]:
+            if label not in self.kept:
                 continue
-            row = {"prompt": self._prompt(record), "chosen": self._answer(record, better),
-                   "rejected": self._answer(record, worse)}
-            if self.opts["margin"] == "strength":
+            if prompt is None:
+                prompt, strip = self._prompt(record)
+            row = {"prompt": prompt, "chosen": self._answer(responses[better]["text"], strip),
+                   "rejected": self._answer(responses[worse]["text"], strip)}
+            if self.margin:
                 strength = record["judgment"]["strength"] if label == "preference" else None
                 row["margin"] = MARGIN_BY_STRENGTH.get(strength, 0.0)
-            if marked:
+            if self.marked:
                 row["label"] = label
             yield row
 
@@ -64,5 +89,7 @@ class TrlKto(_Styled):
         pair = decisive_pair(record)
         if pair is None:
             return
+        prompt, strip = self._prompt(record)
         for index, label in zip(pair, (True, False), strict=True):
-            yield {"prompt": self._prompt(record), "completion": self._answer(record, index), "label": label}
+            yield {"prompt": prompt, "completion": self._answer(record["responses"][index]["text"], strip),
+                   "label": label}

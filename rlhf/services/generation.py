@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from labeling.errors import ValidationError
-from labeling.exporters.trl_preference import hh_turns
+from labeling.exporters.chat import hh_turns
 from labeling.models import Campaign, Prompt, Response, Round
 from labeling.services.items import ItemSpec, PromptSpec, ResponseSpec, items_create
 

@@ -92,3 +92,30 @@ def test_a_judgment_whose_item_is_not_read_is_skipped_not_paired_with_another(ju
     assert missing not in {row["item_id"] for row, _ in rows}
     assert all(context.item_id == row["item_id"] for row, context in rows)
     assert len(rows) == qs.exclude(item_id=missing).count()
+
+
+@pytest.mark.parametrize("text", [
+    "{}", "[]", '{"temperature": 0.7}', '{"a": [1, 2.5, null, true, false]}', '"caf\\u00e9 \\"q\\"\\n"',
+    '{"big": 123456789012345678901234}', '{"edge": 18446744073709551616}', '{"neg": -9223372036854775809}',
+    '{"small": 0.000000000000000000001}', '{"phone": "1234567890123456789012"}', '{"x": 2.2250738585072011e-308}',
+    '{"max": 1.7976931348623157e308}', '{"tiny": 5e-324}', '{"k": 9007199254740993}', '{"dup": 1, "dup": 2}',
+    '{"emoji": "\\ud83d\\ude00 \u00e9"}', '[[3], [4, 5]]',
+])
+def test_free_json_reads_what_the_standard_library_reads(text):
+    """Free-form metadata is read by orjson where it gives the same value: integers beyond 64 bits (which
+    orjson would turn into floats) and anything else it can't read go to the standard library."""
+    import json
+
+    value = rec.free_json(text)
+    expected = json.loads(text)
+    assert value == expected
+    assert json.dumps(value) == json.dumps(expected)  # same types: an int stays an int, a float a float
+
+
+def test_metadata_with_integers_beyond_64_bits_reads_exactly(judged):
+    campaign, _, items = judged
+    Prompt.objects.filter(pk=items[0].prompt_id).update(metadata={"id": 2**70 + 1, "f": 0.1})
+    qs = judgments_for_snapshot(campaign=campaign, round_ids=None, filters={})
+    prompts = {context.prompt["id"]: context.prompt["metadata"] for _, context in rec.judgment_rows(qs)}
+    assert prompts[items[0].prompt_id] == {"id": 2**70 + 1, "f": 0.1}
+    assert type(prompts[items[0].prompt_id]["id"]) is int
