@@ -19,6 +19,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO
 
+from . import parquet_join
 from .records import RecordExporter, decisive_pair, dumps, prompt_text, register
 
 ROWS_PER_GROUP = 2000
@@ -93,16 +94,24 @@ class Parquet(_Columnar):
                 writer.write_table(pa.Table.from_arrays(arrays, schema=columns))
         return self.rows_written
 
-
     def splittable(self) -> bool:
         return True
 
     def combine(self, parts: Iterable[Path], fh: IO[bytes]) -> None:
         """One file of the parts' row groups in order: the same rows and columns as one pass (row groups
-        at a part's end may be shorter)."""
+        at a part's end may be shorter). The row groups are copied as they are (``parquet_join``); parts
+        it can't join so are read and written again."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        parts = list(parts)
+        start = fh.tell()
+        try:
+            parquet_join.join(parts, fh)
+            return
+        except parquet_join.JoinRefused:
+            fh.seek(start)
+            fh.truncate()
         with pq.ParquetWriter(pa.PythonFile(fh, mode="w"), schema()) as writer:
             for part in parts:
                 source = pq.ParquetFile(part)
