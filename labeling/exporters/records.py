@@ -87,6 +87,10 @@ class RecordExporter:
         by separate processes and then joined by ``combine`` into the file ``write`` would give."""
         return self.container == "jsonl"
 
+    def preload(self) -> None:
+        """Import what ``write`` needs: called before the processes writing parts are forked, so that they
+        share those modules' memory with the parent rather than each loading its own copy."""
+
     def combine(self, parts: Iterable[Path], fh: IO[bytes]) -> None:
         for part in parts:  # JSON lines join by concatenation: the same bytes as one pass
             with open(part, "rb") as src:

@@ -49,6 +49,7 @@ def export_write(*, snapshot: Snapshot, split: str | None, make_exporter: Callab
         return exporter.write(gov.snapshot_records(snapshot=snapshot, split=split, pii_report=report), fh)
     cuts = gov.snapshot_item_bounds(snapshot=snapshot, split=split, parts=workers)
     ranges = list(zip([None, *cuts], [*cuts, None], strict=True))
+    exporter.preload()
     parts = [parts_at.with_name(f"{parts_at.name}.part{i}") for i in range(len(ranges))]
     try:
         results = _run_parts(snapshot, split, make_exporter, list(zip(ranges, parts, strict=True)))
