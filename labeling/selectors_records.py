@@ -28,7 +28,9 @@ from psycopg.types.datetime import TimestamptzLoader
 from .models import ComparisonItem, ItemResponse, Judgment
 
 SCHEMA = "loopwise.judgment/1"
-CHUNK = 2000
+# Rows per fetch from each stream: at 500 a million-judgment export ran as fast as at 2,000, with 30 MB less
+# per process (three streams' batches, and their libpq results, in memory at once).
+CHUNK = 500
 
 
 @lru_cache(maxsize=4096)  # a few annotators, a million judgments: one HMAC each, not one per row
