@@ -128,13 +128,11 @@ class Parquet(_Columnar):
         at a part's end may be shorter). The row groups are copied as they are (``parquet_join``); parts
         it can't join so are read and written again."""
         parts = list(parts)
-        start = fh.tell()
         try:
             parquet_join.join(parts, fh)
             return
-        except parquet_join.JoinRefused:
-            fh.seek(start)
-            fh.truncate()
+        except parquet_join.JoinRefused:  # raised before it wrote anything
+            pass
         import pyarrow as pa
         import pyarrow.parquet as pq
 

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
+from .files import append_file
+
 MAGIC = b"PAR1"
 
 # Thrift compact protocol type ids.
@@ -209,6 +211,8 @@ def join(parts: Iterable[Path], out: IO[bytes]) -> None:
     if not footers:
         raise JoinRefused("no parts to join")
     first = footers[0][1]
+    if _get(first, FILE_ROW_GROUPS) is None:
+        raise JoinRefused("the first part's footer lists no row groups")
     shared = [f for f in first if f[0] not in (FILE_NUM_ROWS, FILE_ROW_GROUPS)]
     for path, fields, _ in footers[1:]:
         if [f for f in fields if f[0] not in (FILE_NUM_ROWS, FILE_ROW_GROUPS)] != shared:
@@ -227,26 +231,11 @@ def join(parts: Iterable[Path], out: IO[bytes]) -> None:
                 ordinal[2] = len(groups)
             groups.append(group)
         rows += _get(fields, FILE_NUM_ROWS)[2]
-        with open(path, "rb") as src:
-            src.seek(len(MAGIC))
-            _copy(src, out, end - len(MAGIC))
+        append_file(out, path, len(MAGIC), end - len(MAGIC))
         at += end - len(MAGIC)
     merged = [[f[0], f[1], f[2]] for f in first]
     _get(merged, FILE_NUM_ROWS)[2] = rows
-    row_groups = _get(merged, FILE_ROW_GROUPS)
-    if row_groups is None:
-        raise JoinRefused("the first part's footer lists no row groups")
-    row_groups[2] = (STRUCT, groups)
+    _get(merged, FILE_ROW_GROUPS)[2] = (STRUCT, groups)
     footer = encode(merged)
     out.write(footer)
     out.write(struct.pack("<I4s", len(footer), MAGIC))
-
-
-def _copy(src: IO[bytes], out: IO[bytes], size: int) -> None:
-    while size > 0:
-        block = src.read(min(size, 1 << 20))
-        if not block:
-            raise OSError(f"{src.name} ended {size} bytes early")
-        out.write(block)
-        size -= len(block)
-

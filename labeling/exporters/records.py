@@ -6,7 +6,6 @@ Hugging Face dataset) override. ``RECORD_EXPORTERS`` lists them by name."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -15,6 +14,7 @@ import orjson
 
 from ..errors import ValidationError
 from .chat import hh_turns, render_chat
+from .files import append_file
 
 BLOCK_BYTES = 64 * 1024
 
@@ -93,8 +93,7 @@ class RecordExporter:
 
     def combine(self, parts: Iterable[Path], fh: IO[bytes]) -> None:
         for part in parts:  # JSON lines join by concatenation: the same bytes as one pass
-            with open(part, "rb") as src:
-                shutil.copyfileobj(src, fh, 1 << 20)
+            append_file(fh, part)
 
 
 RECORD_EXPORTERS: dict[str, type[RecordExporter]] = {}

@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -34,7 +35,7 @@ from django.utils.text import slugify
 
 from .. import selectors_governance as gov
 from ..errors import ValidationError
-from ..exporters import record_exporter_get
+from ..exporters import files, record_exporter_get
 from ..models import Campaign, ExportJob, Judgment, Prompt, Round, Snapshot, SnapshotMember
 from ..pii import PiiReport
 from ..pii.campaign import policy_for
@@ -371,6 +372,28 @@ class _HashingWriter:
 
     def flush(self) -> None:
         self.fh.flush()
+
+    def append_file(self, path: Path, start: int, size: int) -> None:
+        """Append ``size`` bytes of ``path`` from ``start`` (a part of the export): copied by the kernel
+        rather than written through Python, and hashed meanwhile by a thread reading them (both release the
+        GIL): half the time of reading, hashing and writing in turn, for gigabytes at scale."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashed = pool.submit(self._hash_range, path, start, size)
+            with open(path, "rb") as src:
+                files.copy_range(src, self.fh, start, size)
+            hashed.result()
+        self.size += size
+
+    def _hash_range(self, path: Path, start: int, size: int) -> None:
+        with open(path, "rb") as src:
+            src.seek(start)
+            block = memoryview(bytearray(files.BLOCK))
+            while size > 0:
+                read = src.readinto(block[: min(size, files.BLOCK)])
+                if not read:
+                    raise OSError(f"{path} ended {size} bytes early")
+                self.digest.update(block[:read])
+                size -= read
 
     def tell(self) -> int:
         return self.size
