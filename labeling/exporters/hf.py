@@ -38,32 +38,32 @@ def schema():
     return pa.schema(columns + [(part, pa.string()) for part in JSON_PARTS])
 
 
-def flat_row(record: dict, memo: dict | None = None) -> dict:
-    """The row of one record. ``memo`` (part name -> (value, its text)), kept between calls, spares
-    re-encoding the parts that records of one item share (the same objects: ``selectors_records``): the
-    prompt and responses, most of a row's text."""
+def flat_row(record: dict, memo: dict | None = None) -> tuple:
+    """The row of one record: its values in ``schema()``'s column order, texts as UTF-8 bytes (what Arrow
+    stores; the JSON parts are encoded straight to bytes). ``memo``, kept between calls, spares encoding
+    again what the records of one item share (the same objects: ``selectors_records``): the prompt and
+    responses, most of a row's text."""
     memo = {} if memo is None else memo
-    pair = decisive_pair(record)
-    texts = [r["text"] for r in record["responses"]]
-    row = {"schema": record["schema"], "campaign_id": record["campaign_id"], "split": record["split"],
-           "prompt_text": None, "chosen": texts[pair[0]] if pair else None, "rejected": texts[pair[1]] if pair else None}
+    parts = []
     for part in JSON_PARTS:
         value = record[part]
         seen = memo.get(part)
         if seen is None or seen[0] is not value:
-            seen = memo[part] = (value, dumps(value, sort_keys=True).decode())
-        row[part] = seen[1]
-    seen = memo.get("prompt_text")
-    if seen is None or seen[0] is not record["prompt"]:
-        seen = memo["prompt_text"] = (record["prompt"], prompt_text(record["prompt"]))
-    row["prompt_text"] = seen[1]
-    return row
+            seen = memo[part] = (value, dumps(value, sort_keys=True))
+        parts.append(seen[1])
+    prompt, responses = record["prompt"], record["responses"]
+    seen = memo.get("texts")
+    if seen is None or seen[0] is not prompt or seen[1] is not responses:
+        seen = memo["texts"] = (prompt, responses, prompt_text(prompt).encode(), [r["text"].encode() for r in responses])
+    texts, pair = seen[3], decisive_pair(record)
+    return (record["schema"].encode(), record["campaign_id"], record["split"].encode(), seen[2],
+            texts[pair[0]] if pair else None, texts[pair[1]] if pair else None, *parts)
 
 
 def _arrow_array(values: list, kind):
-    """The Arrow array of ``values`` (str or None; int for int64) built from its buffers: what
-    ``pa.array(values, type=kind)`` gives, without the pandas import ``pa.array`` makes on its first call
-    (pandas costs each export process 50 MB of memory and nothing here uses it); faster for long strings."""
+    """The Arrow array of ``values`` (UTF-8 bytes or None for strings; int or None for int64) built from
+    its buffers: what ``pa.array`` gives for the decoded values, without the pandas import ``pa.array``
+    makes on its first call (pandas costs each export process 50 MB of memory and nothing here uses it)."""
     import numpy as np
     import pyarrow as pa
 
@@ -73,10 +73,11 @@ def _arrow_array(values: list, kind):
     if pa.types.is_int64(kind):
         data = array("q", (0 if value is None else value for value in values))
         return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(data)], nulls)
-    encoded = [b"" if value is None else value.encode() for value in values]
+    if nulls:
+        values = [b"" if value is None else value for value in values]
     offsets = array("i", [0])
-    offsets.extend(accumulate(map(len, encoded)))  # int32: a row group's column stays far below 2 GiB
-    return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+    offsets.extend(accumulate(map(len, values)))  # int32: a row group's column stays far below 2 GiB
+    return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(values))],
                                  nulls)
 
 
@@ -112,7 +113,7 @@ class Parquet(_Columnar):
         columns = schema()
         with pq.ParquetWriter(pa.PythonFile(fh, mode="w"), columns, write_statistics=STATISTICS) as writer:
             while batch := list(islice(rows, ROWS_PER_GROUP)):
-                arrays = [_arrow_array([row[f.name] for row in batch], f.type) for f in columns]
+                arrays = [_arrow_array(list(values), f.type) for values, f in zip(zip(*batch, strict=True), columns, strict=True)]
                 writer.write_table(pa.Table.from_arrays(arrays, schema=columns))
         return self.rows_written
 

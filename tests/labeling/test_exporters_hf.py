@@ -23,7 +23,7 @@ from labeling.exporters.hf import STATISTICS, Parquet, _arrow_array, schema
     ([1, None, 2**62, -5, 0, 7, 8, 9, None], pa.int64()),
 ])
 def test_arrays_built_from_buffers_are_what_pa_array_gives(values, kind):
-    built = _arrow_array(values, kind)
+    built = _arrow_array([v.encode() if isinstance(v, str) else v for v in values], kind)
     built.validate(full=True)
     assert built.equals(pa.array(values, type=kind))
     assert built.null_count == values.count(None)
