@@ -187,7 +187,7 @@ def snapshot_create(*, campaign: Campaign, created_by: AbstractBaseUser | None, 
             record = canonical_record(row, context, split=split, key=policy.key)
             bias.add(record)
             hasher.update(line(record))
-            members.append((snapshot.pk, row["id"], context.prompt["id"], row["annotator_id"], split))
+            members.append((snapshot.pk, row["id"], context.prompt["id"], row["item_id"], row["annotator_id"], split))
             judgments += 1
             if len(members) >= BATCH:
                 _insert_members(members)
@@ -207,7 +207,7 @@ def snapshot_create(*, campaign: Campaign, created_by: AbstractBaseUser | None, 
     return _finish(snapshot, content_hash, inputs, judgments, bias.result(), created_by)
 
 
-MEMBER_COLUMNS = ("snapshot_id", "judgment_id", "prompt_id", "annotator_id", "split")
+MEMBER_COLUMNS = ("snapshot_id", "judgment_id", "prompt_id", "item_id", "annotator_id", "split")
 
 
 def _insert_members(members: list[tuple]) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from labeling.errors import ValidationError
 from labeling.importers import import_file
-from labeling.models import AuditEvent, Judgment, Prompt, Role
+from labeling.models import AuditEvent, Judgment, Prompt, Role, SnapshotMember
 from labeling.selectors_governance import snapshot_records
 from labeling.services.snapshots import _CANONICAL_JSON, RecordLines, _compact, _line, snapshot_create
 from tests.conftest import client_for
@@ -70,6 +70,20 @@ def test_records_carry_prompt_responses_judgment_split_and_lineage(judged):
     assert rec["lineage"]["judgment_ids"] and rec["lineage"]["response_ids"]
     only_train = list(snapshot_records(snapshot=snapshot, split="train"))
     assert all(r["split"] == "train" for r in only_train)
+
+
+def test_members_name_their_items_and_an_item_left_without_judgments_is_passed_over(judged):
+    """Exports find the snapshot's items through its members; an item whose judgments were all deleted
+    since is still named there, and must neither give records nor shift the others' contexts."""
+    campaign, _, items = judged
+    snapshot = snapshot_create(campaign=campaign, created_by=None)
+    assert set(SnapshotMember.objects.filter(snapshot=snapshot).values_list("judgment_id", "item_id")) == set(
+        Judgment.objects.filter(campaign=campaign).values_list("id", "item_id"))
+    Judgment.objects.filter(item__in=[items[0], items[3]]).delete()
+    records = list(snapshot_records(snapshot=snapshot))
+    assert len(records) == 8 and {r["item"]["id"] for r in records} == {i.pk for i in items} - {items[0].pk, items[3].pk}
+    texts = {i.pk: i.prompt.text for i in items}
+    assert all(r["prompt"]["text"] == texts[r["item"]["id"]] for r in records)
 
 
 def test_majority_aggregation_gives_one_record_per_item(judged):
