@@ -49,7 +49,9 @@ def flat_row(record: dict, memo: dict | None = None) -> tuple:
         value = record[part]
         seen = memo.get(part)
         if seen is None or seen[0] is not value:
-            seen = memo[part] = (value, dumps(value, sort_keys=True))
+            # A copy of its size: orjson's output keeps the 4 KB it was written into, and a row group
+            # holds thousands of them (20 MB for nothing).
+            seen = memo[part] = (value, bytes(memoryview(dumps(value, sort_keys=True))))
         parts.append(seen[1])
     prompt, responses = record["prompt"], record["responses"]
     seen = memo.get("texts")
