@@ -13,10 +13,11 @@ from tests.labeling.test_snapshots import judge
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _migrate(target: str) -> None:
+def _migrate(target: str | None) -> None:
+    """Migrate labeling to ``target``; None: every app to its latest migration (where the tests run)."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
-    executor.migrate([("labeling", target)])
+    executor.migrate([("labeling", target)] if target else executor.loader.graph.leaf_nodes())
 
 
 def test_members_written_before_0007_get_their_judgments_items():
@@ -33,7 +34,7 @@ def test_members_written_before_0007_get_their_judgments_items():
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM labeling_judgment WHERE id = %s", [gone.pk])
     finally:
-        _migrate("0007_snapshotmember_item")
+        _migrate(None)
     found = dict(SnapshotMember.objects.filter(snapshot=snapshot).values_list("judgment_id", "item_id"))
     expected = dict(Judgment.objects.filter(campaign=campaign).values_list("id", "item_id"))
     assert found == {**expected, gone.pk: None}  # a judgment deleted before the migration leaves no item
