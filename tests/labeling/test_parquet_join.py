@@ -1,6 +1,7 @@
 """Joining Parquet parts by copying their row groups (``exporters.parquet_join``)."""
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 
@@ -10,6 +11,7 @@ import pytest
 
 from labeling.exporters import parquet_join as pj
 from labeling.exporters.hf import Parquet, schema
+from labeling.services.snapshots import _HashingWriter
 
 
 def _tables():
@@ -112,3 +114,20 @@ def test_the_exporter_joins_parts_it_cannot_copy_by_rewriting_them(tmp_path):
         Parquet().combine(paths, fh)
     table = pq.read_table(out)
     assert table.num_rows == 3 and table.schema.equals(columns)
+
+
+def test_the_export_jobs_hashing_writer_takes_the_rewritten_join(tmp_path):
+    """The job writes through its hashing writer (no seek): a refused join must have written nothing to it,
+    and the rewritten file's hash is the hash of what lands on disk."""
+    columns = schema()
+    row = {"schema": "s", "campaign_id": 1, "split": "train", "prompt_text": "p", "chosen": "a", "rejected": "b",
+           **{part: "{}" for part in ("prompt", "responses", "judgment", "item", "round", "lineage")}}
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    pq.write_table(pa.Table.from_pylist([row], schema=columns), paths[0])
+    pq.write_table(pa.Table.from_pylist([row], schema=columns.with_metadata({"note": "other"})), paths[1])
+    out = tmp_path / "out.parquet"
+    with open(out, "wb") as fh:
+        writer = _HashingWriter(fh, hashlib.sha256())
+        Parquet().combine(paths, writer)
+    assert pq.read_table(out).num_rows == 2
+    assert writer.digest.hexdigest() == hashlib.sha256(out.read_bytes()).hexdigest()
